@@ -1,0 +1,20 @@
+package wire
+
+import "hash/crc32"
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Seeds Ceph uses in crc mode (FACTS.md §4.2).
+const (
+	PreambleCRCSeed uint32 = 0          // preamble crc seed
+	SegmentCRCSeed  uint32 = 0xFFFFFFFF // segment crc seed
+)
+
+// CRC32C is Ceph's ceph_crc32c(seed, b): the raw CRC-32C register update,
+// with no initial inversion and no final xor. The standard CRC-32C of b is
+// CRC32C(0xFFFFFFFF, b) ^ 0xFFFFFFFF. It runs on hash/crc32's
+// (hardware-accelerated) Castagnoli code: crc32.Update inverts on entry
+// and exit, so inverting around it yields the raw update.
+func CRC32C(seed uint32, b []byte) uint32 {
+	return ^crc32.Update(^seed, castagnoli, b)
+}
