@@ -16,7 +16,7 @@ help:
 	@echo "make build   build the Go packages and commands into $(BUILD)/"
 
 deps:
-	@scripts/ensure-deps.sh base
+	@scripts/ensure-deps.sh base ceph
 
 build: deps
 	$(GO) build ./...

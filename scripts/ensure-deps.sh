@@ -19,7 +19,7 @@ apt_install() {
 		apt_updated=1
 	fi
 	say "installing Debian packages: $*"
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >&2
 }
 
 need_cmd() { # need_cmd COMMAND DEBIAN-PACKAGE
@@ -37,6 +37,20 @@ base() {
 	fi
 	need_cmd gcc gcc
 	need_cmd make make
+}
+
+ceph() { # real Ceph daemons and CLI, the peers of the interop tests
+	local missing=()
+	# type -P: this function is itself named ceph, so command -v would find it.
+	# monmaptool comes with ceph-base, a dependency of ceph-mon.
+	type -P ceph-mon >/dev/null && type -P monmaptool >/dev/null || missing+=(ceph-mon)
+	type -P ceph >/dev/null || missing+=(ceph-common)
+	/usr/bin/python3 -c 'import rados' >/dev/null 2>&1 || missing+=(python3-rados)
+	if [ "${#missing[@]}" = 0 ]; then
+		return 0
+	fi
+	say "ceph: missing ${missing[*]}"
+	apt_install "${missing[@]}"
 }
 
 for group in "${@:-base}"; do

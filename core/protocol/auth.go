@@ -154,13 +154,16 @@ func (c NoneClient) name() AuthName {
 	return c.Name
 }
 
-// Request builds AUTH_REQUEST(method none, modes [crc]). To a monitor the
-// payload is mode MON (10), the name and the global id [LIVE]; to other
-// daemons it is the none authorizer: struct_v 1, the name and the global id.
+// Request builds AUTH_REQUEST(method none, modes [crc]). A non-monitor
+// talking to a monitor (MonClient) sends mode MON (10), the name and the
+// global id [LIVE]; everyone else, a monitor talking to another monitor
+// included, sends the none authorizer: struct_v 1, the name and the global
+// id. (A mon-named peer that sends mode 10 gets its session opened and every
+// message dropped as "not authenticated" [LIVE].)
 func (c NoneClient) Request(peerType msg.EntityType) (AuthRequest, error) {
 	n := c.name()
 	e := wire.NewEncoder(make([]byte, 0, 32+len(n.ID)))
-	if peerType == msg.EntityMon {
+	if peerType == msg.EntityMon && n.Type != msg.EntityMon {
 		e.U8(authModeMon)
 	} else {
 		e.U8(authModeAuthorizer)

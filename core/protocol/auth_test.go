@@ -73,3 +73,25 @@ func TestAuthSignature(t *testing.T) {
 		t.Fatalf("hmac %x", sig)
 	}
 }
+
+// A monitor authenticating to another monitor must send the authorizer
+// form; only a non-monitor talking to a monitor sends mode MON.
+func TestNoneClientPayloadForm(t *testing.T) {
+	for _, tc := range []struct {
+		me, peer msg.EntityType
+		mode     byte
+	}{
+		{msg.EntityClient, msg.EntityMon, authModeMon},
+		{msg.EntityOSD, msg.EntityMon, authModeMon},
+		{msg.EntityMon, msg.EntityMon, authModeAuthorizer},
+		{msg.EntityClient, msg.EntityOSD, authModeAuthorizer},
+	} {
+		req, err := NoneClient{Name: AuthName{Type: tc.me, ID: "x"}}.Request(tc.peer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req.Payload[0] != tc.mode {
+			t.Errorf("%v -> %v: mode %d, want %d", tc.me, tc.peer, req.Payload[0], tc.mode)
+		}
+	}
+}
