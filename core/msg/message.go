@@ -89,10 +89,14 @@ func (m *Message) PayloadLen() int { return len(m.Front) + len(m.Middle) + len(m
 
 // Release calls DataFree once (later calls do nothing) and drops the
 // references to the payload segments.
+//
+// The segments are dropped before DataFree runs: DataFree may hand m itself
+// back to a pool, and another goroutine may reuse it at once.
 func (m *Message) Release() {
-	if f := m.DataFree; f != nil {
-		m.DataFree = nil
+	f := m.DataFree
+	m.DataFree = nil
+	m.Front, m.Middle, m.Data = nil, nil, nil
+	if f != nil {
 		f()
 	}
-	m.Front, m.Middle, m.Data = nil, nil, nil
 }

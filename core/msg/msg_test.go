@@ -221,3 +221,28 @@ func FuzzParseAddr(f *testing.F) {
 		}
 	})
 }
+
+// Release must drop the segments before DataFree runs: a pool that gets m
+// back from DataFree may refill it at once (found by cmd/msgr-bench).
+func TestReleaseClearsBeforeDataFree(t *testing.T) {
+	m := New(1, []byte("front"))
+	m.Data = []byte("data")
+	var seen []byte
+	calls := 0
+	m.DataFree = func() {
+		calls++
+		seen = m.Data
+		m.Data = []byte("reused") // what a pool's next user would do
+	}
+	m.Release()
+	m.Release()
+	if calls != 1 {
+		t.Fatalf("DataFree ran %d times, want 1", calls)
+	}
+	if seen != nil {
+		t.Fatalf("DataFree saw Data %q, want it cleared", seen)
+	}
+	if string(m.Data) != "reused" {
+		t.Fatalf("Release clobbered the reused message: Data %q", m.Data)
+	}
+}
