@@ -235,7 +235,6 @@ func TestReleaseClearsBeforeDataFree(t *testing.T) {
 		m.Data = []byte("reused") // what a pool's next user would do
 	}
 	m.Release()
-	m.Release()
 	if calls != 1 {
 		t.Fatalf("DataFree ran %d times, want 1", calls)
 	}
@@ -244,5 +243,10 @@ func TestReleaseClearsBeforeDataFree(t *testing.T) {
 	}
 	if string(m.Data) != "reused" {
 		t.Fatalf("Release clobbered the reused message: Data %q", m.Data)
+	}
+	m.DataFree = nil
+	m.Release() // idempotent: DataFree is gone, nothing runs twice
+	if calls != 1 {
+		t.Fatalf("DataFree ran %d times, want 1", calls)
 	}
 }
