@@ -1,11 +1,16 @@
-// msgr-demo runs an echo server and a client on msgr's network stack
-// (core/stack) over loopback, in one process, for a few seconds. Each client
-// connection sends a message, waits for the echo, checks it byte for byte,
-// and sends the next. Every second it prints messages per second, MB/s,
-// round-trip p50/p99 and the number of connections; at the end a summary.
-// It exits 1 if any echo differed (or nothing was echoed).
+// msgr-demo runs two messengers over loopback in one process: a server
+// (osd.0) that echoes every message, and a client (client.1) whose
+// connections keep a window of requests in flight, each numbered. Every
+// second it prints messages per second, MB/s, round-trip p50/p99, and the
+// reconnects and faults the messengers counted; at the end a summary. It
+// checks that every echo comes back once, in order, byte for byte, and exits
+// 1 if not.
 //
-//	go run ./cmd/msgr-demo -seconds 5 -conns 8 -size 64 -workers 2 -busy-poll 0
+// With -inject N both messengers drop a socket about every N socket
+// operations (Ceph's ms_inject_socket_failures): the lossless sessions
+// reconnect and replay, and the check above still holds.
+//
+//	go run ./cmd/msgr-demo -seconds 10 -conns 4 -window 32 -size 64 -inject 0
 package main
 
 import (
@@ -13,298 +18,212 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
-	"net/netip"
 	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/msgr-dev/msgr/core/stack"
+	"github.com/msgr-dev/msgr/core/conn"
+	"github.com/msgr-dev/msgr/core/dispatch"
+	"github.com/msgr-dev/msgr/core/messenger"
+	"github.com/msgr-dev/msgr/core/msg"
 )
 
 var (
-	seconds  = flag.Int("seconds", 5, "how long to run")
-	workers  = flag.Int("workers", 2, "workers (event loops) per stack; the server and the client each have a stack")
-	busyPoll = flag.Duration("busy-poll", 0, "how long a worker polls before it sleeps (e.g. 50us: lower latency, more CPU)")
-	conns    = flag.Int("conns", 8, "client connections")
-	size     = flag.Int("size", 64, "message size in bytes (at least 8)")
+	seconds = flag.Int("seconds", 10, "how long to run")
+	conns   = flag.Int("conns", 4, "client connections (one client messenger each)")
+	window  = flag.Int("window", 32, "requests in flight per connection")
+	size    = flag.Int("size", 64, "payload bytes per message (at least 16)")
+	inject  = flag.Uint64("inject", 0, "ms_inject_socket_failures on both sides (0: off)")
+	msType  = flag.String("ms-type", "async+posix", "ms_type: async+posix or async+poll")
+	verbose = flag.Bool("v", false, "print the messengers' log (each injected failure, each fault)")
 )
 
-// stats is shared by the client connections (on the client's workers) and
-// the reporter (main goroutine).
+const msgDemo uint16 = 0x5e00 // an application message type of our own
+
+// echo is the server's dispatcher: every message goes straight back, on
+// the connection's worker thread, without a copy.
+type echo struct{ dispatch.Base }
+
+func (echo) CanFastDispatch(m *msg.Message) bool { return m.Type == msgDemo }
+func (echo) FastDispatch(c dispatch.Conn, m *msg.Message) {
+	if err := c.Send(m); err != nil {
+		m.Release()
+	}
+}
+
+// flow is one client connection's state. Its worker thread handles the
+// replies; the main goroutine sends the first window, hence the lock.
+type flow struct {
+	mu      sync.Mutex
+	c       *conn.Connection
+	next    uint64 // next request number to send
+	expect  uint64 // next reply number expected
+	sent    map[uint64]time.Time
+	payload []byte
+}
+
 type stats struct {
 	msgs, bytes, bad atomic.Int64
 	mu               sync.Mutex
-	rtts             []time.Duration // since the last report
-}
-
-func (s *stats) record(rtt time.Duration, n int) {
-	s.msgs.Add(1)
-	s.bytes.Add(int64(n))
-	s.mu.Lock()
-	s.rtts = append(s.rtts, rtt)
-	s.mu.Unlock()
+	rtts             []time.Duration
 }
 
 func (s *stats) take() []time.Duration {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.rtts
-	s.rtts = make([]time.Duration, 0, len(r))
+	s.rtts = nil
 	return r
 }
 
-func pct(sorted []time.Duration, p int) time.Duration {
-	if len(sorted) == 0 {
+// client checks each echo and sends the next request.
+type client struct {
+	dispatch.Base
+	st    *stats
+	flows map[dispatch.Conn]*flow // fixed before traffic starts
+}
+
+func (client) CanFastDispatch(m *msg.Message) bool { return m.Type == msgDemo }
+
+func (cl *client) FastDispatch(c dispatch.Conn, m *msg.Message) {
+	f := cl.flows[c]
+	defer m.Release()
+	if f == nil || len(m.Front) < 8 {
+		cl.st.bad.Add(1)
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := binary.LittleEndian.Uint64(m.Front)
+	t0, ok := f.sent[n]
+	if !ok || n != f.expect || !bytes.Equal(m.Front[8:], f.payload[8:]) {
+		cl.st.bad.Add(1)
+		return
+	}
+	delete(f.sent, n)
+	f.expect++
+	rtt := time.Since(t0)
+	cl.st.msgs.Add(1)
+	cl.st.bytes.Add(int64(len(m.Front)))
+	cl.st.mu.Lock()
+	cl.st.rtts = append(cl.st.rtts, rtt)
+	cl.st.mu.Unlock()
+	f.send()
+}
+
+func (f *flow) send() {
+	b := make([]byte, len(f.payload))
+	copy(b, f.payload)
+	binary.LittleEndian.PutUint64(b, f.next)
+	f.sent[f.next] = time.Now()
+	f.next++
+	_ = f.c.Send(msg.New(msgDemo, b))
+}
+
+func pct(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
 		return 0
 	}
-	return sorted[(len(sorted)-1)*p/100]
+	return d[int(p*float64(len(d)-1))]
+}
+
+func opts() messenger.Options {
+	o := messenger.DefaultOptions()
+	o.OpThreads = 1
+	o.InjectSocketFailures = *inject
+	o.InitialBackoff = 10 * time.Millisecond
+	o.MaxBackoff = 100 * time.Millisecond
+	if !*verbose {
+		o.Logf = func(string, ...any) {}
+	}
+	if err := o.Set("ms_type", *msType); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	return o
 }
 
 func main() {
 	flag.Parse()
-	if *seconds < 1 || *conns < 1 || *size < 8 || *size > 16<<20 || *workers < 0 || *busyPoll < 0 {
-		fmt.Fprintln(os.Stderr, "msgr-demo: need -seconds >= 1, -conns >= 1, 8 <= -size <= 16 MiB, -workers >= 0, -busy-poll >= 0")
+	if *size < 16 || *conns < 1 || *window < 1 {
+		fmt.Fprintln(os.Stderr, "need -size >= 16, -conns >= 1, -window >= 1")
 		os.Exit(2)
 	}
-	if err := run(); err != nil {
-		fmt.Fprintln(os.Stderr, "msgr-demo:", err)
-		os.Exit(1)
-	}
-}
-
-func run() error {
-	opts := stack.Options{Workers: *workers, BusyPoll: *busyPoll}
-	srv, err := stack.New(opts)
-	if err != nil {
-		return err
-	}
-	cli, err := stack.New(opts)
-	if err != nil {
-		return err
-	}
-	for _, s := range []*stack.Stack{srv, cli} {
-		if err := s.Start(); err != nil {
-			return err
-		}
-		defer s.Stop() // closes every socket and listener left
-	}
-
-	ln, err := srv.Listen(netip.MustParseAddrPort("127.0.0.1:0"), stack.DefaultSockOpts(), 0, serveEcho)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("echo server on %v: %d workers; client: %d workers, %d connections, %d-byte messages, busy-poll %v\n",
-		ln.Addr(), len(srv.Workers()), len(cli.Workers()), *conns, *size, *busyPoll)
+	srv, err := messenger.New(msg.EntityName{Type: msg.EntityOSD, Num: 0}, 0, opts())
+	check(err)
+	srv.SetDefaultPolicy(msg.StatefulServer(0))
+	srv.AddDispatcherTail(echo{})
+	check(srv.Bind(msg.MustParseAddr("v2:127.0.0.1:0/0")))
+	check(srv.Start())
 
 	st := &stats{}
-	var stopping atomic.Bool
-	var live sync.WaitGroup // client connections still running
-	errs := make(chan error, *conns)
-	for i := range *conns {
-		live.Add(1)
-		err := cli.Connect(ln.Addr(), stack.DefaultSockOpts(), 5*time.Second, func(s *stack.Socket, err error) {
-			if err != nil {
-				errs <- err
-				live.Done()
-				return
-			}
-			startClient(s, uint32(i), st, &stopping, &live)
-		})
-		if err != nil {
-			return err
+	cl := &client{st: st, flows: map[dispatch.Conn]*flow{}}
+	var clients []*messenger.Messenger
+	payload := bytes.Repeat([]byte("msgr-demo "), *size/10+1)[:*size]
+	for i := 0; i < *conns; i++ {
+		m, err := messenger.New(msg.EntityName{Type: msg.EntityClient, Num: int64(i + 1)}, uint32(i+1), opts())
+		check(err)
+		m.SetPolicy(msg.EntityOSD, msg.LosslessClient(0))
+		m.AddDispatcherTail(cl)
+		check(m.Start())
+		c, err := m.ConnectTo(msg.EntityOSD, srv.Addrs())
+		check(err)
+		cl.flows[c] = &flow{c: c, sent: map[uint64]time.Time{}, payload: payload}
+		clients = append(clients, m)
+	}
+	fmt.Printf("server %v at %v; %d client messengers, window %d, %d-byte messages, %s, inject %d\n",
+		srv.Name(), srv.Addrs(), *conns, *window, *size, *msType, *inject)
+	for _, f := range cl.flows {
+		f.mu.Lock()
+		for j := 0; j < *window; j++ {
+			f.send()
 		}
+		f.mu.Unlock()
 	}
 
 	var all []time.Duration
 	start := time.Now()
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
 	var lastMsgs, lastBytes int64
-	for sec := 1; sec <= *seconds; sec++ {
-		select {
-		case err := <-errs:
-			return fmt.Errorf("connect: %w", err)
-		case <-tick.C:
-		}
-		rtts := st.take()
-		slices.Sort(rtts)
-		all = append(all, rtts...)
+	for s := 1; s <= *seconds; s++ {
+		time.Sleep(time.Until(start.Add(time.Duration(s) * time.Second)))
+		r := st.take()
+		slices.Sort(r)
+		all = append(all, r...)
 		m, b := st.msgs.Load(), st.bytes.Load()
-		open := 0
-		for _, w := range cli.Workers() {
-			open += w.NumConns()
+		ps := srv.Perf()
+		var reconnects, faults uint64
+		for _, c := range clients {
+			p := c.Perf()
+			reconnects += p.Reconnects
+			faults += p.Faults
 		}
-		fmt.Printf("%3ds  %10.0f msgs/s  %8.2f MB/s  rtt p50 %8v  p99 %8v  conns %d\n",
-			sec, float64(m-lastMsgs), float64(b-lastBytes)/1e6, pct(rtts, 50).Round(100*time.Nanosecond),
-			pct(rtts, 99).Round(100*time.Nanosecond), open)
+		fmt.Printf("%3ds %9d msgs/s %7.2f MB/s  rtt p50 %8v p99 %8v  reconnects %d faults %d (server %d)\n",
+			s, m-lastMsgs, float64(b-lastBytes)/1e6, pct(r, .5).Round(100*time.Nanosecond),
+			pct(r, .99).Round(100*time.Nanosecond), reconnects, faults, ps.Faults)
 		lastMsgs, lastBytes = m, b
 	}
-
-	// Let every connection finish its message in flight, then stop.
-	stopping.Store(true)
-	finished := make(chan struct{})
-	go func() { live.Wait(); close(finished) }()
-	select {
-	case <-finished:
-	case <-time.After(5 * time.Second):
-		return fmt.Errorf("connections did not finish within 5 s of the end")
+	el := time.Since(start)
+	for _, c := range clients {
+		check(c.Shutdown())
 	}
-	elapsed := time.Since(start)
-	all = append(all, st.take()...)
+	check(srv.Shutdown())
 	slices.Sort(all)
-
-	m, b, bad := st.msgs.Load(), st.bytes.Load(), st.bad.Load()
-	fmt.Printf("summary: %d echoes in %v: %.0f msgs/s, %.2f MB/s, rtt p50 %v p99 %v, %d bad\n",
-		m, elapsed.Round(time.Millisecond), float64(m)/elapsed.Seconds(), float64(b)/elapsed.Seconds()/1e6,
-		pct(all, 50).Round(100*time.Nanosecond), pct(all, 99).Round(100*time.Nanosecond), bad)
-	switch {
-	case bad > 0:
-		return fmt.Errorf("%d echoes differed from what was sent", bad)
-	case m == 0:
-		return fmt.Errorf("no echo came back")
+	n := st.msgs.Load()
+	fmt.Printf("summary: %d echoes in %.1fs: %.0f msgs/s, %.2f MB/s, rtt p50 %v p99 %v, %d bad\n",
+		n, el.Seconds(), float64(n)/el.Seconds(), float64(st.bytes.Load())/el.Seconds()/1e6,
+		pct(all, .5).Round(100*time.Nanosecond), pct(all, .99).Round(100*time.Nanosecond), st.bad.Load())
+	if st.bad.Load() > 0 || n == 0 {
+		fmt.Println("FAILED: echoes missing, duplicated, out of order or corrupted")
+		os.Exit(1)
 	}
-	fmt.Println("all echoes verified")
-	return nil
+	fmt.Println("every echo came back once, in order, intact")
 }
 
-// client is one connection of the load generator; its methods run on the
-// socket's worker loop.
-type client struct {
-	s        *stack.Socket
-	id       uint32
-	seq      uint32
-	msg, in  []byte
-	out      []byte // unsent part of msg
-	got      int
-	sentAt   time.Time
-	st       *stats
-	stopping *atomic.Bool
-	live     *sync.WaitGroup
-	ended    bool
-}
-
-func startClient(s *stack.Socket, id uint32, st *stats, stopping *atomic.Bool, live *sync.WaitGroup) {
-	c := &client{s: s, id: id, msg: make([]byte, *size), in: make([]byte, *size), st: st, stopping: stopping, live: live}
-	s.SetWriteHandler(c.flush)
-	s.SetReadHandler(c.onRead)
-	c.sendNext()
-}
-
-// sendNext fills the message with this connection's id, a sequence number
-// and bytes derived from both, so a misrouted or corrupted echo shows.
-func (c *client) sendNext() {
-	c.seq++
-	binary.LittleEndian.PutUint32(c.msg[0:], c.id)
-	binary.LittleEndian.PutUint32(c.msg[4:], c.seq)
-	for i := 8; i < len(c.msg); i++ {
-		c.msg[i] = byte(uint32(i)*31 + c.seq + c.id*7)
+func check(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "msgr-demo:", err)
+		os.Exit(1)
 	}
-	c.out, c.got = c.msg, 0
-	c.sentAt = time.Now()
-	c.flush()
-}
-
-func (c *client) flush() {
-	for len(c.out) > 0 {
-		n, err := c.s.Write(c.out)
-		if err == stack.ErrWouldBlock {
-			c.s.WantWrite(true)
-			return
-		}
-		if err != nil {
-			c.end(true)
-			return
-		}
-		c.out = c.out[n:]
-	}
-	c.s.WantWrite(false)
-}
-
-func (c *client) onRead() {
-	for {
-		n, err := c.s.Read(c.in[c.got:])
-		if err == stack.ErrWouldBlock {
-			return
-		}
-		if err != nil {
-			c.end(true)
-			return
-		}
-		c.got += n
-		if c.got < len(c.in) {
-			continue
-		}
-		c.st.record(time.Since(c.sentAt), len(c.in))
-		if !bytes.Equal(c.in, c.msg) {
-			c.st.bad.Add(1)
-		}
-		if c.stopping.Load() {
-			c.end(false)
-			return
-		}
-		c.sendNext()
-		return // one message per wakeup keeps connections fair
-	}
-}
-
-func (c *client) end(failed bool) {
-	if c.ended {
-		return
-	}
-	c.ended = true
-	if failed {
-		c.st.bad.Add(1)
-	}
-	c.s.Close()
-	c.live.Done()
-}
-
-// serveEcho runs on the server worker that owns the accepted socket: it
-// writes back whatever it reads, and while bytes wait to go out it stops
-// reading and waits for the socket to become writable.
-func serveEcho(s *stack.Socket) {
-	buf := make([]byte, 64<<10)
-	var pending []byte
-	var onRead func()
-	flush := func() {
-		n, err := s.Write(pending)
-		if err == stack.ErrWouldBlock {
-			return
-		}
-		if err != nil {
-			s.Close()
-			return
-		}
-		if pending = pending[n:]; len(pending) == 0 {
-			s.WantWrite(false)
-			s.SetReadHandler(onRead)
-		}
-	}
-	onRead = func() {
-		n, err := s.Read(buf)
-		if err == stack.ErrWouldBlock {
-			return
-		}
-		if err != nil { // io.EOF when the client closes
-			s.Close()
-			return
-		}
-		w, err := s.Write(buf[:n])
-		if err == stack.ErrWouldBlock {
-			w, err = 0, nil
-		}
-		if err != nil {
-			s.Close()
-			return
-		}
-		if w < n {
-			pending = append(pending[:0], buf[w:n]...)
-			s.SetReadHandler(nil)
-			s.WantWrite(true)
-		}
-	}
-	s.SetWriteHandler(flush)
-	s.SetReadHandler(onRead)
 }
