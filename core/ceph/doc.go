@@ -35,6 +35,10 @@
 // MMonMap.MonMapBL, MPing.Payload...) alias the message's segments: copy
 // them to keep them past msg.Message.Release.
 //
-// This package is layer 6: it imports core/msg and core/wire only, so the
-// same types serve a client (core/messenger) and a server.
+// This package is layer 6, above the messenger. The message types use only
+// core/msg and core/wire, so they serve a client and a server alike;
+// MonClient (monclient.go) and MonServer (monserver.go, the engine of
+// `msgr serve`) run them over a core/messenger Messenger, and RawConn
+// (rawconn.go) drives a protocol.Machine on a plain socket, for the cases
+// the messenger does not expose (forcing msgr2.0 framing).
 package ceph
