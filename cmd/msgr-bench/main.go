@@ -32,6 +32,7 @@ import (
 	"github.com/msgr-dev/msgr/core/dispatch"
 	"github.com/msgr-dev/msgr/core/messenger"
 	"github.com/msgr-dev/msgr/core/msg"
+	"github.com/msgr-dev/msgr/core/stack"
 )
 
 // msgPing is CEPH_MSG_PING, what Ceph's own messenger benchmark sends.
@@ -49,6 +50,8 @@ type config struct {
 	conns      int
 	lossy      bool
 	timeout    time.Duration
+	// stack, if not nil, is shared by every messenger of the process (W5).
+	stack *stack.Stack
 }
 
 func main() {
@@ -62,7 +65,7 @@ func main() {
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:6800", "address (Ceph syntax: IP:PORT, v2:IP:PORT)")
 	fs.StringVar(&c.msType, "ms-type", "async+posix", "ms_type: async+posix or async+poll")
 	fs.IntVar(&c.workers, "workers", 2, "ms_async_op_threads (worker event loops)")
-	fs.DurationVar(&c.busyPoll, "busy-poll", -1, "bounded spin before a worker blocks (-1: the messenger's default)")
+	fs.DurationVar(&c.busyPoll, "busy-poll", -1, "bounded spin before a worker blocks (0: off; -1: the messenger's default)")
 	fs.IntVar(&c.maxSeconds, "max-seconds", 120, "server: exit after this many seconds")
 	fs.StringVar(&c.workload, "workload", "W1", "client: W1..W5")
 	fs.IntVar(&c.count, "count", 0, "client: messages (W2-W4) or round trips (W1, W5 per connection); 0 = the workload's default")
@@ -85,20 +88,32 @@ func main() {
 	}
 }
 
-func newMessenger(c config, name msg.EntityName, nonce uint32) (*messenger.Messenger, error) {
+func options(c config) (messenger.Options, error) {
 	o := messenger.DefaultOptions()
 	if err := o.Set("ms_type", c.msType); err != nil {
-		return nil, err
+		return o, err
 	}
 	o.OpThreads = c.workers
-	if c.busyPoll >= 0 {
+	switch {
+	case c.busyPoll == 0:
+		o.BusyPoll = -1 // --busy-poll 0 means off (Options' zero is the default)
+	case c.busyPoll > 0:
 		o.BusyPoll = c.busyPoll
 	}
 	if lv := os.Getenv("MSGR_DEBUG_MS"); lv != "" {
 		if err := o.Set("debug_ms", lv); err != nil {
-			return nil, err
+			return o, err
 		}
-		o.Logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, name.String()+": "+f+"\n", a...) }
+		o.Logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, "msgr: "+f+"\n", a...) }
+	}
+	o.Stack = c.stack
+	return o, nil
+}
+
+func newMessenger(c config, name msg.EntityName, nonce uint32) (*messenger.Messenger, error) {
+	o, err := options(c)
+	if err != nil {
+		return nil, err
 	}
 	m, err := messenger.New(name, nonce, o)
 	if err != nil {
@@ -302,8 +317,11 @@ func (s *rtState) reply(m *msg.Message) {
 
 type clientDispatcher struct {
 	dispatch.Base
-	rts   map[uint64]*rtState // W1/W5, read-only once traffic starts
-	count chan uint64         // W2-W4: the server's count
+	// rts: W1/W5 state per connection, read-only once traffic starts.
+	// Keyed by the connection itself: ids are per messenger, and W5 has a
+	// messenger per connection, so ids repeat.
+	rts   map[dispatch.Conn]*rtState
+	count chan uint64 // W2-W4: the server's count
 	bad   atomic.Bool
 }
 
@@ -317,7 +335,7 @@ func (d *clientDispatcher) FastDispatch(c dispatch.Conn, m *msg.Message) {
 	}
 	switch m.Data[0] {
 	case 'P':
-		if s := d.rts[c.ID()]; s != nil {
+		if s := d.rts[c]; s != nil {
 			s.reply(m)
 			return
 		}
@@ -352,11 +370,24 @@ func client(c config) error {
 		}
 		return d
 	}
+	if c.workload == "W5" {
+		// W5's client messengers (one per connection) share one stack of
+		// --workers loops, as Ceph's messengers share a CephContext's
+		// NetworkStack, instead of making --workers threads each.
+		o, err := options(c)
+		if err != nil {
+			return err
+		}
+		if c.stack, err = messenger.NewStack(o); err != nil {
+			return err
+		}
+		defer c.stack.Stop() //nolint:errcheck // after every messenger's Shutdown (defers run last-in first-out)
+	}
 	m, err := newMessenger(c, msg.EntityName{Type: msg.EntityClient, Num: int64(os.Getpid())}, uint32(os.Getpid()))
 	if err != nil {
 		return err
 	}
-	d := &clientDispatcher{rts: map[uint64]*rtState{}, count: make(chan uint64, 1)}
+	d := &clientDispatcher{rts: map[dispatch.Conn]*rtState{}, count: make(chan uint64, 1)}
 	m.AddDispatcherTail(d)
 	if err := m.Start(); err != nil {
 		return err
@@ -397,7 +428,7 @@ func client(c config) error {
 			}
 			s := &rtState{conn: cn, pool: newPool(2), req: payload(size, 'P'), warmup: warm, left: rts,
 				lat: make([]float64, 0, rts), done: done}
-			d.rts[cn.ID()] = s
+			d.rts[cn] = s
 			states = append(states, s)
 		}
 		start := time.Now()

@@ -1,6 +1,11 @@
 package conn
 
-import "sync"
+import (
+	"math/bits"
+	"sync"
+
+	"github.com/msgr-dev/msgr/core/msg"
+)
 
 // maxPooled bounds the buffers kept for reuse: a buffer grown for a huge
 // frame beyond this goes back to the collector.
@@ -70,4 +75,64 @@ func (c *Connection) giveWbuf() {
 	*c.wh = c.wbuf
 	c.cfg.wpool.put(c.wh)
 	c.wbuf, c.wh, c.wpos = nil, nil, 0
+}
+
+// Received messages come from rxPool: a message and its payload buffer
+// travel together in an rxMsg, and the message's DataFree (called by
+// msg.Release once the dispatcher is done) puts the pair back, so the
+// receive path allocates nothing in steady state. The payload is copied
+// out of the read buffer into the pooled one (for small messages that is
+// cheaper than reference-counting the read buffer; large ones reuse a
+// pooled buffer instead of a fresh allocation). A message the application
+// never releases is simply not reused: the collector takes it.
+type rxMsg struct {
+	m    msg.Message
+	buf  []byte
+	free func() // bound to this rxMsg once, so Release allocates nothing
+	cls  int
+}
+
+// rxClasses are payload size classes (powers of 4 from 256 B to 16 MiB):
+// a pool per class keeps small messages from holding huge buffers.
+const (
+	rxMinShift = 8
+	rxClasses  = 9 // 256 B, 1 KiB, ... 16 MiB (= maxPooled)
+)
+
+var rxPools [rxClasses]sync.Pool
+
+// rxClass returns the size class for n payload bytes, or -1 if too big to
+// pool.
+func rxClass(n int) int {
+	if n <= 1<<rxMinShift {
+		return 0
+	}
+	c := (bits.Len(uint(n-1)) - rxMinShift + 1) / 2
+	if c >= rxClasses {
+		return -1
+	}
+	return c
+}
+
+// newRxMessage is protocol.Config.NewMessage for every connection.
+func newRxMessage(n int) (*msg.Message, []byte) {
+	cls := rxClass(n)
+	if cls < 0 {
+		return &msg.Message{}, make([]byte, n)
+	}
+	r, _ := rxPools[cls].Get().(*rxMsg)
+	if r == nil {
+		r = &rxMsg{cls: cls, buf: make([]byte, 1<<(rxMinShift+2*cls))}
+		r.free = r.put
+	}
+	r.m.DataFree = r.free
+	return &r.m, r.buf[:n:n]
+}
+
+// put returns the pair to its pool. msg.Release has already cleared the
+// message's segments and DataFree; the rest is cleared here so the pool
+// keeps no reference to what the last user hung on it.
+func (r *rxMsg) put() {
+	r.m = msg.Message{}
+	rxPools[r.cls].Put(r)
 }

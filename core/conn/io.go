@@ -55,6 +55,7 @@ func (c *Connection) connectLocked() {
 		GlobalSeq:  c.host.GlobalSeq,
 		Events:     c.ev,
 		Release:    releaseMsg,
+		NewMessage: newRxMessage,
 		Limits:     c.cfg.Limits,
 	}, c.sess)
 	if err != nil {
@@ -140,6 +141,7 @@ func (c *Connection) startAccept(sock *stack.Socket) {
 		GlobalSeq:      c.host.GlobalSeq,
 		Events:         c.ev,
 		Release:        releaseMsg,
+		NewMessage:     newRxMessage,
 		Limits:         c.cfg.Limits,
 	})
 	if err != nil {

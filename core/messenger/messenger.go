@@ -57,13 +57,16 @@ type Messenger struct {
 	opts  Options
 	log   func(format string, args ...any)
 
-	stack    *stack.Stack
-	queue    *dispatch.Queue
-	ccfg     *conn.Config
-	counters conn.Counters
-	dthrot   *conn.Throttle
-	delayTyp map[msg.EntityType]bool
-	gseq     atomic.Uint64
+	stack *stack.Stack
+	// sharedStack: the stack is Options.Stack, owned by the caller; it is
+	// not stopped at Shutdown.
+	sharedStack bool
+	queue       *dispatch.Queue
+	ccfg        *conn.Config
+	counters    conn.Counters
+	dthrot      *conn.Throttle
+	delayTyp    map[msg.EntityType]bool
+	gseq        atomic.Uint64
 
 	mu            sync.Mutex
 	state         lifecycle
@@ -111,19 +114,20 @@ func New(name msg.EntityName, nonce uint32, opts Options) (*Messenger, error) {
 	m.delayTyp, _ = parseTypes(o.InjectDelayType)
 	// Ceph's default policy: stateless server for anyone not named.
 	m.defaultPolicy = msg.StatelessServer(0)
-	busy := o.BusyPoll
-	if busy < 0 {
-		busy = 0
-	}
-	st, err := stack.New(stack.Options{
-		Type:     "posix",
-		Workers:  o.OpThreads,
-		Driver:   drv,
-		BusyPoll: busy,
-		Logf:     m.dlog(1),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("messenger: %w", err)
+	st := o.Stack
+	m.sharedStack = st != nil
+	if st == nil {
+		busy := max(o.BusyPoll, 0)
+		st, err = stack.New(stack.Options{
+			Type:     "posix",
+			Workers:  o.OpThreads,
+			Driver:   drv,
+			BusyPoll: busy,
+			Logf:     m.dlog(1),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("messenger: %w", err)
+		}
 	}
 	m.stack = st
 	m.queue = dispatch.New(dispatch.Options{Logf: m.log})
@@ -534,7 +538,17 @@ func (m *Messenger) Shutdown() error {
 	}
 	m.local.CloseLocal()
 	m.queue.Stop()
-	err := m.stack.Stop()
+	var err error
+	if m.sharedStack {
+		// The loops live on; wait until each has run what the closes
+		// above handed it (socket closes, timer cancels), so nothing of
+		// this messenger runs after Shutdown returns.
+		for _, w := range m.stack.Workers() {
+			_ = w.Center.SubmitWait(func() {})
+		}
+	} else {
+		err = m.stack.Stop()
+	}
 	if werr := m.queue.Wait(); werr != nil && !errors.Is(werr, dispatch.ErrInDispatch) && err == nil {
 		err = werr
 	}

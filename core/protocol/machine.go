@@ -60,6 +60,15 @@ type Config struct {
 	// creates (see NewSession).
 	Release func(*msg.Message)
 
+	// NewMessage, if not nil, provides the message for each MESSAGE
+	// received, with n payload bytes: it returns a message with zero
+	// fields except DataFree (which must give the message and buf back to
+	// wherever they came from), and buf with len(buf) == n, which the
+	// machine fills with the payload (Front, Middle and Data are slices of
+	// it). A pool behind it makes the receive path allocation-free. nil
+	// means a new message and one payload buffer per message.
+	NewMessage func(n int) (m *msg.Message, buf []byte)
+
 	// DisableRev1 advertises only msgr2.0 framing (tests; interop).
 	DisableRev1 bool
 	// Limits bound the frames accepted from the peer (zero: core/wire

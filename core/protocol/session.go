@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -311,13 +312,25 @@ func (m *Machine) receiveMessage(f *wire.Frame) error {
 		m.ack(h.AckSeq)
 		return nil
 	}
-	// Copy the payload out of the owner's read buffer, in one allocation.
+	// Copy the payload out of the owner's read buffer, into one buffer.
 	total := len(h.Front) + len(h.Middle) + len(h.Data)
+	var rm *msg.Message
 	var buf []byte
-	if total > 0 {
-		buf = make([]byte, total)
+	if nm := m.cfg.NewMessage; nm != nil {
+		rm, buf = nm(total)
+		if len(buf) != total {
+			if rm != nil {
+				rm.Release()
+			}
+			return fmt.Errorf("protocol: Config.NewMessage(%d) returned a %d-byte buffer", total, len(buf))
+		}
+	} else {
+		rm = &msg.Message{}
+		if total > 0 {
+			buf = make([]byte, total)
+		}
 	}
-	rm := &msg.Message{Header: h.Header, Src: s.peerName}
+	rm.Header, rm.Src = h.Header, s.peerName
 	rm.Front = sub(buf, 0, h.Front)
 	rm.Middle = sub(buf, len(h.Front), h.Middle)
 	rm.Data = sub(buf, len(h.Front)+len(h.Middle), h.Data)
