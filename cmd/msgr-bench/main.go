@@ -23,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -50,6 +51,9 @@ type config struct {
 	conns      int
 	lossy      bool
 	timeout    time.Duration
+	cpuprofile string
+	zeroCopy   int
+	procs      int
 	// stack, if not nil, is shared by every messenger of the process (W5).
 	stack *stack.Stack
 }
@@ -73,9 +77,24 @@ func main() {
 	fs.IntVar(&c.conns, "conns", 100, "client: W5 connections")
 	fs.BoolVar(&c.lossy, "lossy", false, "lossy sessions instead of lossless")
 	fs.DurationVar(&c.timeout, "timeout", 240*time.Second, "client: give up (exit 1) after this long")
+	fs.IntVar(&c.zeroCopy, "zero-copy-min", 0, "segments of at least this many bytes are written without a copy (0: default; -1: never) (hidden: for tuning)")
+	fs.IntVar(&c.procs, "gomaxprocs", 2, "GOMAXPROCS (hidden: for tuning; ADAPTER.md allows 2 cores of our own work)")
+	fs.StringVar(&c.cpuprofile, "cpuprofile", "", "write a CPU profile to this file (hidden: for tuning)")
 	_ = fs.Parse(os.Args[2:])
-	runtime.GOMAXPROCS(2) // ADAPTER.md: at most 2 cores for our own work
+	runtime.GOMAXPROCS(max(c.procs, 1)) // ADAPTER.md: at most 2 cores for our own work
 
+	if c.cpuprofile != "" {
+		f, err := os.Create(c.cpuprofile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "msgr-bench:", err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "msgr-bench:", err)
+			os.Exit(1)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	var err error
 	if mode == "server" {
 		err = server(c)
@@ -83,6 +102,7 @@ func main() {
 		err = client(c)
 	}
 	if err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "msgr-bench:", err)
 		os.Exit(1)
 	}
@@ -107,6 +127,7 @@ func options(c config) (messenger.Options, error) {
 		o.Logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, "msgr: "+f+"\n", a...) }
 	}
 	o.Stack = c.stack
+	o.ZeroCopyMin = c.zeroCopy
 	return o, nil
 }
 
@@ -229,23 +250,31 @@ func server(c config) error {
 // pool hands out messages whose DataFree puts them back: the window of
 // messages in flight is the pool size, so a sender that outruns the wire
 // waits here instead of queueing without bound.
-type pool struct{ free chan *msg.Message }
+type pool struct{ free chan *pooled }
+
+// pooled is a pool message with its DataFree made once, so a send
+// allocates nothing.
+type pooled struct {
+	m    msg.Message
+	free func()
+}
 
 func newPool(n int) *pool {
-	p := &pool{free: make(chan *msg.Message, n)}
+	p := &pool{free: make(chan *pooled, n)}
 	for i := 0; i < n; i++ {
-		m := &msg.Message{}
-		p.free <- m
+		e := &pooled{}
+		e.free = func() { p.free <- e }
+		p.free <- e
 	}
 	return p
 }
 
 func (p *pool) get(payload []byte) *msg.Message {
-	m := <-p.free
-	*m = msg.Message{Header: msg.Header{Type: msgPing, Priority: msg.PrioDefault, Version: 1, CompatVersion: 1, Flags: msg.FlagsDefault}}
-	m.Data = payload
-	m.DataFree = func() { p.free <- m }
-	return m
+	e := <-p.free
+	e.m = msg.Message{Header: msg.Header{Type: msgPing, Priority: msg.PrioDefault, Version: 1, CompatVersion: 1, Flags: msg.FlagsDefault}}
+	e.m.Data = payload
+	e.m.DataFree = e.free
+	return &e.m
 }
 
 func payload(size int, op byte) []byte {

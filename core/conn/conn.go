@@ -145,6 +145,11 @@ type Config struct {
 	// WriteBatch is how many bytes of frames are encoded into the output
 	// buffer before a write (default 256 KiB).
 	WriteBatch int
+	// ZeroCopyMin: message segments of at least this many bytes are
+	// written straight from the message's buffer (writev) instead of being
+	// copied into the output buffer (default 4 KiB; negative: never).
+	// Below a few KiB the copy is cheaper than an iovec.
+	ZeroCopyMin int
 
 	// Fault injection (Ceph's ms_inject_*), seeded by InjectSeed so a run
 	// can be replayed: InjectSocketFailures = N shuts a socket down with
@@ -186,6 +191,7 @@ func (cfg *Config) init() {
 	if cfg.WriteBatch <= 0 {
 		cfg.WriteBatch = 256 << 10
 	}
+
 	if cfg.InitialBackoff <= 0 {
 		cfg.InitialBackoff = 200 * time.Millisecond
 	}
@@ -194,6 +200,9 @@ func (cfg *Config) init() {
 	}
 	if cfg.Counters == nil {
 		cfg.Counters = &cfg.cnt
+	}
+	if cfg.ZeroCopyMin == 0 {
+		cfg.ZeroCopyMin = 4 << 10
 	}
 	cfg.rpool.min = cfg.ReadBuf
 	cfg.wpool.min = cfg.WriteBatch
@@ -295,6 +304,15 @@ type Connection struct {
 	wbuf         []byte
 	wh           *[]byte // pool holder of wbuf
 	wpos         int
+	// Zero-copy output (flush): wvec is the pending output as iovecs
+	// (pieces of wbuf and message segments), written from wvec[wvi];
+	// wrel are the lossy messages to release once their last iovec is
+	// written. While wvec is pending wpos stays 0, so wbuf is kept.
+	wrefs        []protocol.OutRef
+	wvec         [][]byte
+	wvi          int
+	wrel         []wrel
+	wreli        int
 	wantWrite    bool
 	readFn       func()
 	writableFn   func()

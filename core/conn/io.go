@@ -169,6 +169,7 @@ func (c *Connection) attach(sock *stack.Socket) {
 	c.setWorker(sock.Worker())
 	c.rstart, c.rend = 0, 0
 	c.giveRbuf()
+	c.endVec()
 	c.wpos = len(c.wbuf)
 	c.giveWbuf()
 	c.wantWrite, c.readPaused = false, false
@@ -192,6 +193,7 @@ func (c *Connection) detachSocket() {
 	c.readFn, c.writableFn = nil, nil
 	c.rstart, c.rend = 0, 0
 	c.giveRbuf()
+	c.endVec()           // before the session may release what it references
 	c.wpos = len(c.wbuf) // unwritten bytes are dropped
 	c.giveWbuf()
 	c.wantWrite, c.readPaused = false, false
@@ -474,12 +476,15 @@ func (c *Connection) drain() {
 // flush encodes what the machine has to send into the output buffer and
 // writes it, one syscall per batch, until the socket would block (then it
 // registers for writability) or nothing is left (then it unregisters).
-// Ceph's _try_send. mu held, on the socket's loop.
+// Large message segments are not copied: they are written from the
+// messages' buffers with writev (see buildVec). Ceph's _try_send. mu held,
+// on the socket's loop.
 func (c *Connection) flush() {
 	sock := c.sock
 	m := c.m
 	for round := 0; round < maxWritesPerFlush; round++ {
-		if c.wpos == len(c.wbuf) {
+		if c.wvi == len(c.wvec) && c.wpos == len(c.wbuf) {
+			c.endVec()
 			c.wbuf, c.wpos = c.wbuf[:0], 0
 			if !m.Pending() {
 				break
@@ -490,13 +495,16 @@ func (c *Connection) flush() {
 			if s != nil {
 				before = s.Info().OutSeq
 			}
-			c.wbuf = m.AppendOutput(c.wbuf, c.cfg.WriteBatch)
+			c.wbuf, c.wrefs = m.AppendOutputV(c.wbuf, c.wrefs[:0], c.cfg.WriteBatch, c.cfg.ZeroCopyMin)
 			if s != nil {
 				si := s.Info()
 				if si.OutSeq > before {
 					add(&c.msgsOut, si.OutSeq-before)
 				}
 				c.queued.Store(int64(si.Queued))
+			}
+			if len(c.wrefs) > 0 {
+				c.buildVec()
 			}
 			if len(c.wbuf) == 0 {
 				break
@@ -505,7 +513,14 @@ func (c *Connection) flush() {
 		if c.rng != nil {
 			c.maybeInjectFailure(sock)
 		}
-		n, err := sock.Write(c.wbuf[c.wpos:])
+		vec := c.wvi < len(c.wvec)
+		var n int
+		var err error
+		if vec {
+			n, err = sock.Writev(c.wvec[c.wvi:])
+		} else {
+			n, err = sock.Write(c.wbuf[c.wpos:])
+		}
 		if err != nil {
 			if err == stack.ErrWouldBlock {
 				c.setWantWrite(true)
@@ -514,9 +529,18 @@ func (c *Connection) flush() {
 			c.socketFault(err)
 			return
 		}
-		c.wpos += n
 		c.activity++
 		add(&c.bytesOut, uint64(n))
+		if vec {
+			c.advanceVec(n)
+			if c.wvi < len(c.wvec) {
+				c.setWantWrite(true)
+				return
+			}
+			c.wpos = len(c.wbuf) // every piece of wbuf is written
+			continue
+		}
+		c.wpos += n
 		if c.wpos < len(c.wbuf) {
 			c.setWantWrite(true)
 			return
@@ -525,6 +549,69 @@ func (c *Connection) flush() {
 	// Done, or the round limit: then the writable event brings us back.
 	c.giveWbuf()
 	c.setWantWrite(c.wpos < len(c.wbuf) || m.Pending())
+}
+
+// wrel is a lossy message whose last segment is wvec[at]: it is released
+// once that iovec is written.
+type wrel struct {
+	at int
+	m  *msg.Message
+}
+
+// buildVec turns wbuf and wrefs into iovecs; wpos stays 0 until all are
+// written. mu held.
+func (c *Connection) buildVec() {
+	off := 0
+	for i := range c.wrefs {
+		r := &c.wrefs[i]
+		if r.Off > off {
+			c.wvec = append(c.wvec, c.wbuf[off:r.Off])
+		}
+		c.wvec = append(c.wvec, r.Data)
+		if r.Msg != nil {
+			c.wrel = append(c.wrel, wrel{at: len(c.wvec) - 1, m: r.Msg})
+		}
+		off = r.Off
+		*r = protocol.OutRef{}
+	}
+	if off < len(c.wbuf) {
+		c.wvec = append(c.wvec, c.wbuf[off:])
+	}
+	c.wrefs = c.wrefs[:0]
+	c.wvi, c.wpos = 0, 0
+}
+
+// advanceVec accounts for n bytes written from wvec[wvi:] and releases the
+// lossy messages now fully written. mu held.
+func (c *Connection) advanceVec(n int) {
+	for n > 0 && c.wvi < len(c.wvec) {
+		b := c.wvec[c.wvi]
+		if n < len(b) {
+			c.wvec[c.wvi] = b[n:]
+			break
+		}
+		n -= len(b)
+		c.wvec[c.wvi] = nil
+		c.wvi++
+	}
+	for c.wreli < len(c.wrel) && c.wrel[c.wreli].at < c.wvi {
+		m := c.wrel[c.wreli].m
+		c.wrel[c.wreli] = wrel{}
+		c.wreli++
+		releaseMsg(m)
+	}
+}
+
+// endVec forgets the iovecs, releasing the lossy messages they still
+// reference (unwritten bytes are dropped, as with wbuf). mu held.
+func (c *Connection) endVec() {
+	for i := c.wreli; i < len(c.wrel); i++ {
+		releaseMsg(c.wrel[i].m)
+		c.wrel[i] = wrel{}
+	}
+	clear(c.wvec[c.wvi:])
+	c.wvec, c.wrel = c.wvec[:0], c.wrel[:0]
+	c.wvi, c.wreli = 0, 0
 }
 
 func (c *Connection) setWantWrite(on bool) {

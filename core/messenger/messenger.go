@@ -148,6 +148,7 @@ func New(name msg.EntityName, nonce uint32, opts Options) (*Messenger, error) {
 		IdleTimeout:    idle,
 		AuthClient:     o.AuthClient,
 		AuthServer:     o.AuthServer,
+		ZeroCopyMin:    o.ZeroCopyMin,
 
 		InjectSocketFailures:   o.InjectSocketFailures,
 		InjectDelayMax:         o.InjectDelayMax,

@@ -86,6 +86,12 @@ type Options struct {
 	// messengers (say 100 clients in one process) run on a few threads.
 	Stack *stack.Stack
 
+	// ZeroCopyMin: message segments of at least this many bytes are
+	// written straight from the message's buffer with writev instead of
+	// being copied into the connection's output buffer. Zero means the
+	// default (4 KiB); negative disables it.
+	ZeroCopyMin int
+
 	// ShutdownTimeout bounds how long Shutdown waits for queued output to
 	// be written before closing connections (msgr option
 	// ms_shutdown_timeout, default 1 s; negative: do not wait).

@@ -1,7 +1,9 @@
 package protocol
 
 import (
+	"encoding/binary"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -403,17 +405,42 @@ func (m *Machine) Pending() bool {
 // Reusing dst between calls avoids allocation. Lossy sessions release each
 // message once encoded; lossless ones keep it until acknowledged.
 func (m *Machine) AppendOutput(dst []byte, max int) []byte {
+	dst, _ = m.AppendOutputV(dst, nil, max, 0)
+	return dst
+}
+
+// OutRef is a segment AppendOutputV left out of its byte output, to be
+// written from the message's own buffer: the output stream is dst[:Off],
+// then Data, then the bytes of dst up to the next OutRef's Off, and so on.
+// Msg, when not nil, belongs to the caller from then on (a lossy session
+// no longer holds it): release it once Data has been written or dropped.
+// A lossless session keeps its messages until acknowledged, which cannot
+// happen before they are written; the caller must drop its OutRefs before
+// the session can discard or requeue them (a fault, a close).
+type OutRef struct {
+	Off  int
+	Data []byte
+	Msg  *msg.Message
+}
+
+// AppendOutputV is AppendOutput that leaves message segments of at least
+// minRef bytes out of dst (minRef <= 0: none) and appends an OutRef to refs
+// for each instead, so the caller can write them with writev without
+// copying them. The bytes written (dst with the refs spliced in) are
+// those AppendOutput would give. max counts the referenced bytes too.
+func (m *Machine) AppendOutputV(dst []byte, refs []OutRef, max, minRef int) ([]byte, []OutRef) {
 	dst = append(dst, m.out...)
 	m.out = m.out[:0]
 	if m.state != StateReady {
-		return dst
+		return dst, refs
 	}
 	s := m.sess
 	if s.keepalive {
 		s.keepalive = false
 		dst = wire.AppendControlFrame(dst, m.rev, &wire.Keepalive2{Timestamp: wire.UTimeOf(m.cfg.Now())})
 	}
-	for len(dst) < max || max <= 0 {
+	refBytes := 0
+	for len(dst)+refBytes < max || max <= 0 {
 		mm := s.nextOutgoing()
 		if mm == nil {
 			break
@@ -426,7 +453,12 @@ func (m *Machine) AppendOutput(dst []byte, max int) []byte {
 			mm.CompatVersion = mm.Version // as Ceph's encode does
 		}
 		var err error
-		dst, err = wire.AppendMessageFrame(dst, m.rev, mm)
+		nrefs := len(refs)
+		if minRef > 0 && mm.PayloadLen() >= minRef {
+			dst, refs, err = appendMessageFrameV(dst, refs, m.rev, mm, minRef)
+		} else {
+			dst, err = wire.AppendMessageFrame(dst, m.rev, mm)
+		}
 		if err != nil {
 			// Only a segment over 4 GiB fails: drop it rather than
 			// wedge the queue. Its seq is taken back.
@@ -434,15 +466,88 @@ func (m *Machine) AppendOutput(dst []byte, max int) []byte {
 			s.release(mm)
 			continue
 		}
-		if s.policy.Lossy {
-			s.release(mm)
-		} else {
+		for _, r := range refs[nrefs:] {
+			refBytes += len(r.Data)
+		}
+		switch {
+		case !s.policy.Lossy:
 			s.sent.pushBack(mm)
+		case len(refs) > nrefs:
+			refs[len(refs)-1].Msg = mm // released by the caller once written
+		default:
+			s.release(mm)
 		}
 	}
 	if s.ackPending > 0 && s.queued() == 0 {
 		s.ackPending = 0
 		dst = wire.AppendControlFrame(dst, m.rev, &wire.Ack{Seq: s.inSeq})
 	}
-	return dst
+	return dst, refs
+}
+
+// appendMessageFrameV builds mm's MESSAGE frame as wire.AppendMessageFrame
+// does (crc mode), but segments of at least minRef bytes go to refs
+// instead of dst.
+func appendMessageFrameV(dst []byte, refs []OutRef, rev wire.Rev, mm *msg.Message, minRef int) ([]byte, []OutRef, error) {
+	segs := [wire.MaxSegments][]byte{nil, mm.Front, mm.Middle, mm.Data}
+	n := 1
+	for i := 1; i < wire.MaxSegments; i++ {
+		if uint64(len(segs[i])) > math.MaxUint32 {
+			return dst, refs, fmt.Errorf("%w: message segment %d is %d bytes", wire.ErrTooLarge, i, len(segs[i]))
+		}
+		if len(segs[i]) > 0 {
+			n = i + 1
+		}
+	}
+	var lens, crcs [wire.MaxSegments]uint32
+	start := len(dst)
+	dst = append(dst, make([]byte, wire.PreambleLen)...)
+	hdr := len(dst)
+	dst = wire.AppendHeader2(dst, &mm.Header)
+	lens[0] = uint32(len(dst) - hdr)
+	crcs[0] = wire.CRC32C(wire.SegmentCRCSeed, dst[hdr:])
+	if rev == wire.Rev1 && lens[0] > 0 {
+		dst = binary.LittleEndian.AppendUint32(dst, crcs[0])
+	}
+	for i := 1; i < n; i++ {
+		seg := segs[i]
+		lens[i] = uint32(len(seg))
+		crcs[i] = wire.CRC32C(wire.SegmentCRCSeed, seg)
+		if len(seg) >= minRef {
+			refs = append(refs, OutRef{Off: len(dst), Data: seg})
+		} else {
+			dst = append(dst, seg...)
+		}
+	}
+	pre := dst[start : start+wire.PreambleLen]
+	pre[0] = byte(wire.TagMessage)
+	pre[1] = byte(n)
+	for i := 0; i < wire.MaxSegments; i++ {
+		o := 2 + 6*i
+		if i < n {
+			align := wire.AlignDefault
+			if i == 3 {
+				align = wire.AlignPage
+			}
+			binary.LittleEndian.PutUint32(pre[o:], lens[i])
+			binary.LittleEndian.PutUint16(pre[o+4:], align)
+		} else {
+			clear(pre[o : o+6])
+		}
+	}
+	pre[26], pre[27] = 0, 0
+	binary.LittleEndian.PutUint32(pre[28:], wire.CRC32C(wire.PreambleCRCSeed, pre[:28]))
+	switch {
+	case rev == wire.Rev0:
+		dst = append(dst, 0)
+		for i := 0; i < wire.MaxSegments; i++ {
+			dst = binary.LittleEndian.AppendUint32(dst, crcs[i])
+		}
+	case n > 1:
+		dst = append(dst, wire.LateStatusComplete)
+		for i := 1; i < wire.MaxSegments; i++ {
+			dst = binary.LittleEndian.AppendUint32(dst, crcs[i])
+		}
+	}
+	return dst, refs, nil
 }
