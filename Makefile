@@ -14,11 +14,15 @@ help:
 	@echo "make bench   Go benchmarks (-benchmem) of the core"
 	@echo "make fuzz    30 s of native Go fuzzing per fuzz target"
 	@echo "make build   build the Go packages and commands into $(BUILD)/"
+	@echo "make lib     build the C library $(BUILD)/lib/libmsgr.so (C ABI: capi/README.md)"
+	@echo "make install install msgr.h, msgr.hpp, libmsgr.so, msgr.pc, CMake package (PREFIX=/usr/local, DESTDIR)"
+	@echo "make test-c  C API under ASan+UBSan and cgocheck2, and the CMake build + ctest"
+	@echo "make bench-c the C API against the pure Go messenger on W1-W5 (examples/c/bench_compare.sh)"
 
 deps:
 	@scripts/ensure-deps.sh base ceph
 
-build: deps
+build: deps lib
 	$(GO) build ./...
 	$(GO) build -o $(BUILD)/bin/ ./cmd/...
 
@@ -32,7 +36,7 @@ vet:
 test-go:
 	$(GO) test $(GOTEST_FLAGS) ./...
 
-test: deps build fmt-check vet test-go
+test: deps build fmt-check vet test-go test-c
 	@echo "make test: all passed"
 
 demo: deps
@@ -51,3 +55,53 @@ fuzz: deps
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- The C ABI: libmsgr.so, include/msgr.h, C/C++ bindings (capi/README.md) ----
+# capi/build.sh is the one recipe for the library (also used by CMake and
+# capi_test.go); bindings/c/install.sh the one for installing it.
+PREFIX ?= /usr/local
+LIBDIR ?= lib
+INCLUDEDIR ?= include
+CXX ?= c++
+CAPI_VARIANTS ?= asan cgocheck2
+EXAMPLES_C := echo_server echo_client priority_dispatch pull_loop msgr_bench
+EX_FLAGS := -O2 -Wall -Wextra -Werror -Iinclude -Ibindings/c -L$(BUILD)/lib -Wl,-rpath,'$$ORIGIN/../lib'
+
+.PHONY: lib install examples header-check abi-check test-c test-cmake bench-c
+
+lib:
+	capi/build.sh $(BUILD)/lib
+
+install: lib
+	bindings/c/install.sh $(BUILD)/lib "$(PREFIX)" "$(LIBDIR)" "$(INCLUDEDIR)"
+
+examples: lib
+	@mkdir -p $(BUILD)/examples
+	@set -e; for e in $(EXAMPLES_C); do \
+	  $(CC) -std=c11 $(EX_FLAGS) examples/c/$$e.c -o $(BUILD)/examples/$$e -lmsgr -lpthread; done
+	$(CXX) -std=c++17 $(EX_FLAGS) examples/cpp/echo.cpp -o $(BUILD)/examples/echo_cpp -lmsgr
+
+# msgr.h alone as C99/C11 and C++17/20 with -Wall -Wextra -Werror -pedantic.
+header-check:
+	$(GO) test -count=1 -run 'TestHeader' ./capi
+
+# Exported symbols = abi/symbols.txt = msgr.h's functions; programs built
+# against released headers (abi/<version>/msgr.h) run on this library.
+abi-check:
+	$(GO) test -count=1 -run 'TestSymbols|TestABICompat' ./capi
+
+# The C programs against the ASan+UBSan and cgocheck2 builds (the plain
+# build runs in test-go), then the CMake build and ctest.
+test-c: deps
+	MSGR_CAPI_VARIANTS="$(CAPI_VARIANTS)" $(GO) test -count=1 -timeout 20m -run 'TestVariants' ./capi
+	$(MAKE) test-cmake
+
+test-cmake:
+	@command -v cmake >/dev/null || { echo "test-cmake: cmake not installed, skipped"; exit 0; }; \
+	cmake -S . -B $(BUILD)/cmake -DMSGR_GO_TESTS=OFF >/dev/null && \
+	cmake --build $(BUILD)/cmake -j2 >/dev/null && \
+	(cd $(BUILD)/cmake && ctest --output-on-failure -j1)
+
+bench-c: examples
+	$(GO) build -o $(BUILD)/bin/ ./cmd/msgr-bench
+	examples/c/bench_compare.sh

@@ -37,6 +37,9 @@ base() {
 	fi
 	need_cmd gcc gcc
 	need_cmd make make
+	need_cmd g++ g++
+	need_cmd cmake cmake
+	need_cmd pkg-config pkg-config
 }
 
 ceph() { # real Ceph daemons and CLI, the peers of the interop tests
