@@ -507,7 +507,10 @@ func msgrgo_messenger_perf_dump(id C.uint64_t, out **C.char) (rc C.int) {
 //export msgrgo_live_counts
 func msgrgo_live_counts(v *C.uint64_t) (rc C.int) {
 	defer guard(&rc)
-	out := unsafe.Slice(v, 3)
+	// An array pointer, not unsafe.Slice: with a nil v this is an ordinary
+	// nil dereference that guard turns into MSGR_EINTERNAL, where
+	// unsafe.Slice(nil, 3) is a fatal error under -race (checkptr).
+	out := (*[3]C.uint64_t)(unsafe.Pointer(v))
 	out[0] = C.uint64_t(messengers.live.Load())
 	out[1] = C.uint64_t(conns.live.Load())
 	out[2] = C.uint64_t(dispatchers.Load())
