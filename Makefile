@@ -5,6 +5,8 @@ GO ?= go
 BUILD ?= build
 # Race-enabled tests of the Go core; -count=1 so nothing is served from cache.
 GOTEST_FLAGS ?= -race -count=1 -timeout 15m
+# Plain `make` builds everything (the Go commands and libmsgr.so).
+.DEFAULT_GOAL := build
 
 .PHONY: help deps build test test-go vet fmt-check demo bench fuzz clean
 

@@ -477,7 +477,7 @@ func TestGuardRecovers(t *testing.T) {
 	if rc != -18 { // MSGR_EINTERNAL
 		t.Fatalf("rc = %d, want MSGR_EINTERNAL (-18)", rc)
 	}
-	rc = msgrgo_live_counts(nil)
+	rc = msgrgo_conn_send_copy(0, nil, 1, 64, nil)
 	if rc != -18 {
 		t.Fatalf("rc = %d, want MSGR_EINTERNAL (-18)", rc)
 	}

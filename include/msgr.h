@@ -480,9 +480,9 @@ MSGR_API int msgr_conn_put(msgr_conn c);
  * On success the library owns m (your reference is consumed: do not put
  * it). On failure you still own it. MSGR_ENOTCONN if the connection is
  * closed (marked down, reset), MSGR_ESTATE if m is a borrowed message you
- * hold no reference to. Small payloads are copied now; larger ones are sent
- * from m's buffers, which stay in use until sent (lossy) or acknowledged
- * (lossless). */
+ * hold no reference to. A payload of up to 2 KiB is copied now (m is freed
+ * at once); a larger one is sent from m's buffers, which the library keeps
+ * (with m) until sent (lossy) or acknowledged (lossless). */
 MSGR_API int msgr_conn_send(msgr_conn c, msgr_msg *m);
 /* Sends msgs[0..n) in order in one call (one crossing into the library).
  * Stops at the first failure: *sent (may be NULL) is how many were taken;

@@ -29,9 +29,9 @@
  *   handles, calls in the wrong state and oversized lengths get an error code.
  *
  *   Handles: messengers and connections are small structs holding an id
- *   (msgr_messenger, msgr_conn). An id is never reused while the library is
- *   loaded, 0 is never valid, and a closed or unknown id gets MSGR_EBADF, never
- *   a crash. Messages (msgr_msg *) are reference-counted pointers, as
+ *   (msgr_messenger, msgr_conn). 0 is never valid; a closed or unknown id
+ *   gets MSGR_EBADF, never a crash; an id comes back only after its slot has
+ *   been reused 2^32 times. Messages (msgr_msg *) are reference-counted pointers, as
  *   zmq_msg_t/nng_msg: after the last msgr_msg_put the pointer is gone.
  *
  *   Ownership is written on each declaration. "Borrowed" means: valid until
@@ -46,9 +46,15 @@
  *   functions) must not call into the library except for msgr_msg_* and
  *   msgr_strerror-style pure functions; other calls there return MSGR_EDEADLK.
  *
- *   fork(): the library's threads do not survive fork(). In the child, every
- *   call that would need them returns MSGR_EFORK (message and error-text
- *   calls keep working); use exec() or create nothing before fork().
+ *   fork(): the library's threads (started when it is loaded) do not survive
+ *   fork(). In the child, every call that would need them returns MSGR_EFORK
+ *   (message and error-text calls keep working): a child that needs the
+ *   library must exec().
+ *
+ *   The runtime: the library embeds a Go runtime, which runs Go code on at
+ *   most GOMAXPROCS threads at once (default: the number of CPUs; the
+ *   GOMAXPROCS environment variable read at load time overrides it). A call
+ *   from one of your threads takes one of those slots for its duration.
  *
  *   Signals: the Go runtime installs handlers for SIGSEGV, SIGBUS, SIGFPE,
  *   SIGPIPE, SIGPROF and a few others when the library loads. A host that
@@ -195,7 +201,12 @@ typedef void (*msgr_free_fn)(void *data, void *hint);
  * ms_dispatch_throttle_bytes, ms_inject_socket_failures,
  * ms_inject_delay_type, ms_inject_delay_max, ms_inject_delay_probability,
  * ms_inject_seed, ms_async_busy_poll, ms_shutdown_timeout, debug_ms.
- * Sizes take K/M/G suffixes. */
+ * Sizes take K/M/G suffixes. One more is the C API's own:
+ * {"ms_stack_group", "NAME"}: messengers created with the same NAME share
+ * one network stack (worker threads), as Ceph's messengers share their
+ * CephContext's NetworkStack; the first one's ms_type, ms_async_op_threads
+ * and ms_async_busy_poll make it, the last one destroyed stops it. Many
+ * messengers (100 clients in one process) then run on a few threads. */
 typedef struct msgr_option {
     const char *name;
     const char *value;
@@ -469,9 +480,9 @@ MSGR_API int msgr_conn_put(msgr_conn c);
  * On success the library owns m (your reference is consumed: do not put
  * it). On failure you still own it. MSGR_ENOTCONN if the connection is
  * closed (marked down, reset), MSGR_ESTATE if m is a borrowed message you
- * hold no reference to. Small payloads are copied now; larger ones are sent
- * from m's buffers, which stay in use until sent (lossy) or acknowledged
- * (lossless). */
+ * hold no reference to. A payload of up to 2 KiB is copied now (m is freed
+ * at once); a larger one is sent from m's buffers, which the library keeps
+ * (with m) until sent (lossy) or acknowledged (lossless). */
 MSGR_API int msgr_conn_send(msgr_conn c, msgr_msg *m);
 /* Sends msgs[0..n) in order in one call (one crossing into the library).
  * Stops at the first failure: *sent (may be NULL) is how many were taken;

@@ -273,7 +273,15 @@ int main(void) {
     OK(msgr_messenger_wait(m));
     CHECK_RC(msgr_messenger_start(m), MSGR_ESHUTDOWN);
     CHECK_RC(msgr_messenger_connect(m, MSGR_ENTITY_OSD, "127.0.0.1:1", &c), MSGR_ESHUTDOWN);
-    CHECK_RC(msgr_messenger_recv(m, &ev, 1, sizeof ev, 1000), MSGR_ESHUTDOWN);
+    {
+        /* Events queued before the shutdown (the dead connection's) come
+         * first; then the queue says it is shut down. */
+        int rc, guard = 0;
+        while ((rc = msgr_messenger_recv(m, &ev, 1, sizeof ev, 1000)) > 0 && guard++ < 10)
+            if (ev.msg != NULL)
+                OK(msgr_msg_put(ev.msg));
+        CHECK_RC(rc, MSGR_ESHUTDOWN);
+    }
     OK(msgr_messenger_destroy(m));
 
     /* Closed handle: EBADF for everything, including its connection. */

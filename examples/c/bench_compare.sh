@@ -35,7 +35,11 @@ run_pair() { # server client workload port -> prints the figure that counts
 	local srv=$1 cli=$2 wl=$3 port=$4 fig
 	$srv server --addr 127.0.0.1:$port --max-seconds 300 2>/dev/null &
 	local spid=$!
-	sleep 0.3
+	# Wait until it listens: a client refused at first may not recover.
+	for _ in $(seq 100); do
+		(exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break
+		sleep 0.05
+	done
 	local args="--workload $wl"
 	[ "$wl" = W5 ] && args="$args --conns 100 --count 1000"
 	local line

@@ -300,6 +300,7 @@ struct chain {
 };
 
 static long chains_done;
+static const char *volatile why = "none"; /* the first verification failure */
 static unsigned char *req;
 static size_t req_size;
 static uint64_t final_count = UINT64_MAX;
@@ -318,9 +319,13 @@ static void finish(struct chain *ch, int failed) {
 }
 
 static void chain_send(struct chain *ch) {
+    msgr_msg *m = make(req, req_size);
     ch->sent_at = now_ns();
-    if (msgr_conn_send(ch->conn, make(req, req_size)) != 0)
+    if (msgr_conn_send(ch->conn, m) != 0) {
+        msgr_msg_put(m);
+        why = "send failed";
         finish(ch, 1);
+    }
 }
 
 static void cli_fast(void *u, msgr_conn c, msgr_msg *m) {
@@ -337,10 +342,12 @@ static void cli_fast(void *u, msgr_conn c, msgr_msg *m) {
         struct chain *ch = NULL;
         msgr_conn_get_priv(c, (void **)&ch);
         if (ch == NULL) {
+            why = "reply on an unknown connection";
             atomic_store(&bad, 1);
             return;
         }
         if (n != req_size || memcmp(p, req, n) != 0) {
+            why = "echo differs from the request";
             finish(ch, 1);
             return;
         }
@@ -364,12 +371,14 @@ static void cli_fast(void *u, msgr_conn c, msgr_msg *m) {
             for (i = 0; i < 8; i++)
                 final_count |= (uint64_t)p[1 + i] << (8 * i);
         } else {
+            why = "bad count reply";
             atomic_store(&bad, 1);
         }
         pthread_cond_broadcast(&cv);
         pthread_mutex_unlock(&mu);
         return;
     default:
+        why = "unexpected op";
         atomic_store(&bad, 1);
     }
 }
@@ -377,6 +386,7 @@ static void cli_fast(void *u, msgr_conn c, msgr_msg *m) {
 static int cli_reset(void *u, msgr_conn c) {
     (void)u;
     (void)c;
+    why = "connection reset";
     atomic_store(&bad, 1); /* a reset can lose messages: the run cannot verify */
     return 1;
 }
@@ -482,8 +492,8 @@ static int client(int argc, char **argv) {
             total += chains[k].nlat;
         }
         if (atomic_load(&bad) || total != per * nconn) {
-            fprintf(stderr, "msgr_bench: %ld of %ld round trips, verification %s\n", total,
-                    per * nconn, atomic_load(&bad) ? "failed" : "ok");
+            fprintf(stderr, "msgr_bench: %ld of %ld round trips, verification %s (%s)\n", total,
+                    per * nconn, atomic_load(&bad) ? "failed" : "ok", why);
             return 1;
         }
         print_json(w, total, (double)total * (double)req_size, (double)(t1 - t0) / 1e9, all, total);
@@ -574,8 +584,8 @@ static int client(int argc, char **argv) {
         pthread_mutex_unlock(&mu);
         t1 = now_ns();
         if (final_count != (uint64_t)n || atomic_load(&bad)) {
-            fprintf(stderr, "msgr_bench: server counted %lld of %ld%s\n", (long long)final_count, n,
-                    atomic_load(&bad) ? ", verification failed" : "");
+            fprintf(stderr, "msgr_bench: server counted %lld of %ld%s (%s)\n", (long long)final_count,
+                    n, atomic_load(&bad) ? ", verification failed" : "", why);
             return 1;
         }
         print_json(w, n, (double)n * (double)sz, (double)(t1 - t0) / 1e9, NULL, 0);
