@@ -283,7 +283,7 @@ type Connection struct {
 	target     msg.Addr // address to (re)connect to
 	policy     msg.Policy
 	sess       *protocol.Session
-	m          *protocol.Machine
+	m          protocol.Protocol
 	sock       *stack.Socket
 	center     *event.Center
 	pending    *stack.Socket // server: the accepted socket before Start

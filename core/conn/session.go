@@ -139,7 +139,7 @@ func (r *registry) Lookup(peer msg.AddrVec) protocol.Existing {
 // hands its session to the calling machine (Ceph's reuse_connection). The
 // existing connection stays locked until the caller's Feed returns; then
 // handOver moves the new socket and machine into it.
-func (r *registry) Reuse(e protocol.Existing, _ *protocol.Machine) (*protocol.Session, protocol.Events, error) {
+func (r *registry) Reuse(e protocol.Existing, _ protocol.Protocol) (*protocol.Session, protocol.Events, error) {
 	ex := e.(*exHandle).c
 	c := r.c
 	ex.mu.Lock()
@@ -172,7 +172,7 @@ func (r *registry) MarkDown(e protocol.Existing) {
 func (r *registry) Keepalive(e protocol.Existing) { _ = e.(*exHandle).c.SendKeepalive() }
 
 // Accept registers the connection for its peer just before SERVER_IDENT.
-func (r *registry) Accept(m *protocol.Machine) error {
+func (r *registry) Accept(m protocol.Protocol) error {
 	c := r.c
 	s := m.Session()
 	if err := c.host.Register(c, s.Info().PeerAddrs); err != nil {

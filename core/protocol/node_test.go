@@ -71,7 +71,8 @@ func (n *node) Lookup(peer msg.AddrVec) Existing {
 	return nil
 }
 
-func (n *node) Reuse(ex Existing, m *Machine) (*Session, Events, error) {
+func (n *node) Reuse(ex Existing, p Protocol) (*Session, Events, error) {
+	m := p.(*Machine)
 	c := ex.(*fakeConn)
 	if c.m != nil {
 		c.m.Close() // detach the old socket
@@ -98,7 +99,8 @@ func (n *node) Keepalive(ex Existing) {
 	c.sess.SendKeepalive()
 }
 
-func (n *node) Accept(m *Machine) error {
+func (n *node) Accept(p Protocol) error {
+	m := p.(*Machine)
 	if n.refuse {
 		return errors.New("refused")
 	}

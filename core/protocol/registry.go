@@ -64,7 +64,7 @@ type Registry interface {
 	// the handshake on its own socket, in this same Feed call; the owner
 	// moves m and its socket into ex (ReadyInfo.Replaced is ex). An error
 	// faults m.
-	Reuse(ex Existing, m *Machine) (*Session, Events, error)
+	Reuse(ex Existing, p Protocol) (*Session, Events, error)
 	// MarkDown closes ex (a lossy connection replaced by a new one).
 	MarkDown(ex Existing)
 	// Keepalive makes ex send a KEEPALIVE2 (ex wins a connection race; this
@@ -74,7 +74,7 @@ type Registry interface {
 	// (Ceph's accept_conn), just before SERVER_IDENT is sent for a new
 	// session. An error (another connection won meanwhile) faults the
 	// machine with ErrReplaced.
-	Accept(m *Machine) error
+	Accept(p Protocol) error
 }
 
 // reconnectVerdict is the server's answer to SESSION_RECONNECT.
