@@ -291,15 +291,17 @@ func msgrgo_messenger_bind(id C.uint64_t, addr *C.char, minPort, maxPort, ranged
 		return rc
 	}
 	s := C.GoString(addr)
-	a, err := msg.ParseAddr(s)
+	av, err := msg.ParseAddrVec(s)
 	if err != nil {
 		return failErr(err)
 	}
-	if a.IsBlank() {
-		return fail(C.MSGR_EINVAL, "bind %q: no IP address", s)
+	for _, a := range av {
+		if a.IsBlank() {
+			return fail(C.MSGR_EINVAL, "bind %q: no IP address", s)
+		}
 	}
-	if a.Type == msg.AddrLegacy {
-		return fail(C.MSGR_ENOTSUP, "bind %q: msgr1 (v1) is not supported", s)
+	if ranged != 0 && len(av) != 1 {
+		return fail(C.MSGR_EINVAL, "bind range %q: one address only", s)
 	}
 	e.mu.Lock()
 	st := e.state
@@ -311,9 +313,9 @@ func msgrgo_messenger_bind(id C.uint64_t, addr *C.char, minPort, maxPort, ranged
 		if minPort < 1 {
 			return fail(C.MSGR_EINVAL, "bind range starts at port %d", int(minPort))
 		}
-		err = e.m.BindRange(a, int(minPort), int(maxPort))
+		err = e.m.BindRange(av[0], int(minPort), int(maxPort))
 	} else {
-		err = e.m.Bind(a)
+		err = e.m.BindAddrs(av)
 	}
 	if err != nil {
 		return failErr(err)
@@ -437,8 +439,12 @@ func msgrgo_messenger_connect(id C.uint64_t, ptype C.int, addrs *C.char, out *C.
 	if err != nil {
 		return failErr(err)
 	}
-	if a, ok := av.Msgr2(); !ok || a.IsBlank() || a.Port() == 0 {
-		return fail(C.MSGR_EINVAL, "connect %q: no v2 address with an IP and a port", s)
+	a, ok := av.Msgr2()
+	if !ok {
+		a, ok = av.Legacy()
+	}
+	if !ok || a.IsBlank() || a.Port() == 0 {
+		return fail(C.MSGR_EINVAL, "connect %q: no v2 or v1 address with an IP and a port", s)
 	}
 	e.mu.Lock()
 	st := e.state

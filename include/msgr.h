@@ -295,12 +295,14 @@ MSGR_API int msgr_policy_init(msgr_policy *p, int kind,
 MSGR_API int msgr_messenger_set_policy(msgr_messenger m, int peer_type,
                                        const msgr_policy *p);
 
-/* Binds to an address: "127.0.0.1:0", "[::1]:6800", "v2:127.0.0.1:6800/0"
- * (Ceph's syntax; no prefix means msgr2; port 0 picks a free port). Before
- * msgr_messenger_start. MSGR_EADDRINUSE if taken. */
+/* Binds to an address or an address vector in Ceph's syntax:
+ * "127.0.0.1:0", "[::1]:6800", "v2:127.0.0.1:6800/0", "v1:127.0.0.1:6789",
+ * "[v2:127.0.0.1:3300,v1:127.0.0.1:6789]" (no prefix means msgr2; a v1
+ * address speaks the msgr1 protocol; port 0 picks a free port). Before
+ * msgr_messenger_start. MSGR_EADDRINUSE if one is taken (none stays bound). */
 MSGR_API int msgr_messenger_bind(msgr_messenger m, const char *addr);
 /* Binds to the first free port in [min_port, max_port] of addr's IP (addr's
- * own port is ignored), as Ceph's ms_bind_port_min/max. */
+ * own port is ignored), as Ceph's ms_bind_port_min/max. One address only. */
 MSGR_API int msgr_messenger_bind_range(msgr_messenger m, const char *addr,
                                        int min_port, int max_port);
 /* Writes the messenger's addresses, Ceph-style ("v2:127.0.0.1:41234/77" for

@@ -1,13 +1,15 @@
-// Command msgr talks msgr2 to real Ceph daemons and clients.
+// Command msgr talks msgr2 and msgr1 to real Ceph daemons and clients.
 //
-//	msgr ping ADDR [-n 10] [-interval 0] [-rev0]  msgr2 handshake + KEEPALIVE2 round trips
+//	msgr ping ADDR [-n 10] [-interval 0] [-rev0]  handshake + KEEPALIVE2 round trips
 //	msgr mon-command ADDR JSON               run a monitor command, print its output
 //	msgr get-version ADDR [monmap|osdmap]    MMonGetVersion
 //	msgr mon-bench ADDR [-n 10000]           MMonGetVersion and keepalive latency percentiles
 //	msgr serve ADDR [--forward MONADDR] [-rev0]  a stand-in monitor for the `ceph` CLI
 //	msgr bench ARGS...                       the messenger benchmark (cmd/msgr-bench)
 //
-// ADDR is "v2:IP:PORT" or "IP:PORT". Options after the subcommand include
+// ADDR is in Ceph's syntax: "v2:IP:PORT" or "IP:PORT" (msgr2), "v1:IP:PORT"
+// (msgr1), or a vector "[v2:IP:PORT,v1:IP:PORT]" (serve binds every address
+// of it; clients pick v2 when there is one). Options after the subcommand include
 // -ms NAME=VALUE (repeatable; Ceph ms_* options), -timeout and -debug-ms.
 package main
 
@@ -31,12 +33,13 @@ import (
 
 const usage = `usage: msgr COMMAND [options] ARGS
 commands:
-  ping ADDR              msgr2 handshake + KEEPALIVE2 round trips, prints latency
+  ping ADDR              handshake + KEEPALIVE2 round trips, prints latency
   mon-command ADDR JSON  run a monitor command (e.g. '{"prefix":"mon versions"}')
   get-version ADDR WHAT  MMonGetVersion for monmap, osdmap, ...
   mon-bench ADDR         latency percentiles of MMonGetVersion and keepalives
   serve ADDR             stand-in monitor for the ceph CLI (--forward MONADDR relays to a real one)
   bench ARGS...          the messenger benchmark (cmd/msgr-bench)
+ADDR: v2:IP:PORT or IP:PORT (msgr2), v1:IP:PORT (msgr1), [v2:IP:PORT,v1:IP:PORT]
 run "msgr COMMAND -h" for a command's options`
 
 // msOpts collects -ms name=value.
@@ -381,7 +384,11 @@ func cmdServe(args []string) error {
 	}
 	if *fwd != "" {
 		// Fail now, not at the first client, if the monitor is not there.
-		if err := ceph.ProbeMsgr2(strings.TrimPrefix(*fwd, "v2:"), c.timeout); err != nil {
+		av, err := ceph.ParseMonAddr(*fwd)
+		if err != nil {
+			return fmt.Errorf("--forward: %w", err)
+		}
+		if err := ceph.ProbeMon(av, c.timeout); err != nil {
 			return fmt.Errorf("--forward %s: %w", *fwd, err)
 		}
 	}
@@ -393,7 +400,11 @@ func cmdServe(args []string) error {
 	if *fwd != "" {
 		mode = "forwarding to " + *fwd
 	}
-	fmt.Printf("serving on %v (%s); ceph conf: mon host = %v\n", s.Addrs(), mode, s.Addrs()[0])
+	host := s.Addrs().String()
+	if len(s.Addrs()) == 1 {
+		host = s.Addrs()[0].String()
+	}
+	fmt.Printf("serving on %v (%s); ceph conf: mon host = %v\n", s.Addrs(), mode, strings.ReplaceAll(host, "/0", ""))
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	<-ctx.Done()

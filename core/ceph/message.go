@@ -462,3 +462,110 @@ func (x *MPing) PongJSON() (string, error) {
 	}
 	return s, nil
 }
+
+// --- MAuth (17) / MAuthReply (18) ---
+
+// Auth protocol numbers (CEPH_AUTH_*).
+const (
+	AuthUnknown uint32 = 0 // MAuth: negotiate
+	AuthNone    uint32 = 1
+)
+
+// MAuth is a client's authentication request to a monitor, the way msgr1
+// sessions authenticate (msgr2 does it in AUTH frames; V1-FACTS.md §6.1).
+// With Protocol 0 it negotiates: the payload lists the methods the client
+// supports, its name and its global id (0 for a new client).
+type MAuth struct {
+	Protocol    uint32
+	Methods     []uint32 // supported methods (negotiation payload)
+	NameType    msg.EntityType
+	NameID      string // "admin" of client.admin
+	GlobalID    uint64
+	MonmapEpoch uint32
+}
+
+// Encode builds the message: paxos prefix, u32 protocol, bufferlist
+// payload {u8 1, vector<u32> methods, EntityName, u64 global_id}, u32
+// monmap epoch; v1 compat 1.
+func (x *MAuth) Encode(features uint64) *msg.Message {
+	m := newMessage(msg.MsgAuth, 1, 1)
+	p := wire.NewEncoder(make([]byte, 0, 32+len(x.NameID)))
+	p.U8(1)
+	p.U32s(x.Methods)
+	p.AuthEntityName(x.NameType, x.NameID)
+	p.U64(x.GlobalID)
+	e := wire.NewEncoder(make([]byte, 0, 34+len(p.B)))
+	encodePaxos(&e, 0)
+	e.U32(x.Protocol)
+	e.Blob(p.Bytes())
+	e.U32(x.MonmapEpoch)
+	m.Front = e.Bytes()
+	return m
+}
+
+// DecodeMAuth reads an MAuth with a negotiation payload (Protocol 0); for
+// other protocols Methods and the name are left empty.
+func DecodeMAuth(m *msg.Message) (*MAuth, error) {
+	const name = "MAuth"
+	if err := checkHeader(m, msg.MsgAuth, name, 1); err != nil {
+		return nil, err
+	}
+	d := wire.NewDecoder(m.Front)
+	decodePaxos(&d)
+	x := &MAuth{Protocol: d.U32()}
+	payload := d.Blob(maxStrLen)
+	x.MonmapEpoch = d.U32()
+	if err := decodeErr(name, &d); err != nil {
+		return nil, err
+	}
+	if x.Protocol == AuthUnknown {
+		p := wire.NewDecoder(payload)
+		if v := p.U8(); v != 1 && p.Err() == nil {
+			return nil, fmt.Errorf("%w: MAuth payload v%d", ErrIncompatible, v)
+		}
+		x.Methods = p.U32s(nil, 64)
+		x.NameType, x.NameID = p.AuthEntityName(maxStrLen)
+		x.GlobalID = p.U64()
+		if err := decodeErr(name+" payload", &p); err != nil {
+			return nil, err
+		}
+	}
+	return x, nil
+}
+
+// MAuthReply answers MAuth: the chosen protocol, a result (0 or -errno)
+// and, on success, the client's global id.
+type MAuthReply struct {
+	Protocol uint32
+	Result   int32
+	GlobalID uint64
+	Payload  []byte
+	Message  string
+}
+
+// Encode builds the message: u32 protocol, i32 result, u64 global_id,
+// bufferlist payload, string message; v1.
+func (x *MAuthReply) Encode(features uint64) *msg.Message {
+	m := newMessage(msg.MsgAuthReply, 1, 1)
+	e := wire.NewEncoder(make([]byte, 0, 24+len(x.Payload)+len(x.Message)))
+	e.U32(x.Protocol)
+	e.I32(x.Result)
+	e.U64(x.GlobalID)
+	e.Blob(x.Payload)
+	e.String(x.Message)
+	m.Front = e.Bytes()
+	return m
+}
+
+// DecodeMAuthReply reads an MAuthReply.
+func DecodeMAuthReply(m *msg.Message) (*MAuthReply, error) {
+	const name = "MAuthReply"
+	if err := checkHeader(m, msg.MsgAuthReply, name, 1); err != nil {
+		return nil, err
+	}
+	d := wire.NewDecoder(m.Front)
+	x := &MAuthReply{Protocol: d.U32(), Result: d.I32(), GlobalID: d.U64()}
+	x.Payload = d.Blob(maxStrLen)
+	x.Message = d.String(maxStrLen)
+	return x, decodeErr(name, &d)
+}

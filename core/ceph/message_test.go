@@ -330,3 +330,41 @@ func FuzzDecoders(f *testing.F) {
 		}
 	})
 }
+
+// TestMAuthFront: the real CLI's first msgr1 message (V1-FACTS.md §10.2,
+// front of 60 bytes), and an MAuthReply as a monitor sends it (§6.1).
+func TestMAuthFront(t *testing.T) {
+	m := (&MAuth{Protocol: AuthUnknown, Methods: []uint32{AuthNone}, NameType: msg.EntityClient, NameID: "admin"}).Encode(msg.FeaturesAll)
+	want := unhex(t, `
+0000000000000000 ffff 0000000000000000 | 00000000 | 1e000000
+01 01000000 01000000 | 08000000 05000000 61646d696e | 0000000000000000 | 00000000`)
+	if !bytes.Equal(m.Front, want) || len(m.Front) != 60 {
+		t.Errorf("front (%d bytes)\n got %x\nwant %x", len(m.Front), m.Front, want)
+	}
+	if m.Type != 17 || m.Version != 1 || m.CompatVersion != 1 || m.Priority != msg.PrioDefault {
+		t.Errorf("header %+v", m.Header)
+	}
+	a, err := DecodeMAuth(m)
+	if err != nil || a.Protocol != 0 || !reflect.DeepEqual(a.Methods, []uint32{1}) || a.NameType != msg.EntityClient || a.NameID != "admin" || a.GlobalID != 0 {
+		t.Errorf("decoded %+v %v", a, err)
+	}
+	r := (&MAuthReply{Protocol: AuthNone, GlobalID: 4097}).Encode(msg.FeaturesAll)
+	if len(r.Front) != 24 {
+		t.Errorf("reply front %d bytes, V1-FACTS says 24", len(r.Front))
+	}
+	rr, err := DecodeMAuthReply(r)
+	if err != nil || rr.Protocol != 1 || rr.Result != 0 || rr.GlobalID != 4097 || len(rr.Payload) != 0 || rr.Message != "" {
+		t.Errorf("reply %+v %v", rr, err)
+	}
+	// Truncated fronts are errors, not panics.
+	for n := 0; n < len(m.Front); n++ {
+		if _, err := DecodeMAuth(&msg.Message{Header: m.Header, Front: m.Front[:n]}); err == nil {
+			t.Fatalf("MAuth front cut at %d decoded", n)
+		}
+	}
+	for n := 0; n < len(r.Front); n++ {
+		if _, err := DecodeMAuthReply(&msg.Message{Header: r.Header, Front: r.Front[:n]}); err == nil {
+			t.Fatalf("MAuthReply front cut at %d decoded", n)
+		}
+	}
+}

@@ -95,6 +95,7 @@ type MonClient struct {
 	maps       []*call          // MMonGetMap waiters, FIFO
 	refused    bool             // last connect was refused (ECONNREFUSED)
 	authErr    error
+	globalID   uint64 // assigned by the monitor's MAuthReply (msgr1)
 	fsid       wire.UUID
 	haveFsid   bool
 	dialFail   chan struct{} // DialMon's wake-up on a failure
@@ -262,12 +263,19 @@ func (c *MonClient) diagnose(err error, probe bool) error {
 	if authErr != nil {
 		return authErr
 	}
-	a, _ := c.addrs.Msgr2()
+	a, v2 := c.addrs.Msgr2()
+	if !v2 {
+		a, _ = c.addrs.Legacy()
+	}
 	if refused {
 		return fmt.Errorf("%w: %s: connection refused", ErrUnreachable, a.AddrPort)
 	}
 	if probe {
-		if perr := ProbeMsgr2(a.AddrPort.String(), 2*time.Second); perr != nil {
+		probe := ProbeMsgr2
+		if !v2 {
+			probe = ProbeMsgr1
+		}
+		if perr := probe(a.AddrPort.String(), 2*time.Second); perr != nil {
 			return perr
 		}
 	}
@@ -289,23 +297,48 @@ func (c *MonClient) failDial() {
 // sends a msgr2 banner ("ceph v2\n"). It returns nil, or an error wrapping
 // ErrUnreachable or ErrProtocolMismatch.
 func ProbeMsgr2(hostport string, timeout time.Duration) error {
+	return probeBanner(hostport, timeout, false)
+}
+
+// ProbeMon probes the address a client would dial in av (v2 if there is
+// one, else v1) for the matching banner.
+func ProbeMon(av msg.AddrVec, timeout time.Duration) error {
+	if a, ok := av.Msgr2(); ok {
+		return ProbeMsgr2(a.AddrPort.String(), timeout)
+	}
+	if a, ok := av.Legacy(); ok {
+		return ProbeMsgr1(a.AddrPort.String(), timeout)
+	}
+	return fmt.Errorf("%w: no v2 or v1 address in %v", ErrUnreachable, av)
+}
+
+// ProbeMsgr1 is ProbeMsgr2 for a msgr1 peer (banner "ceph v027").
+func ProbeMsgr1(hostport string, timeout time.Duration) error {
+	return probeBanner(hostport, timeout, true)
+}
+
+func probeBanner(hostport string, timeout time.Duration, v1 bool) error {
 	nc, err := net.DialTimeout("tcp", hostport, timeout)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrUnreachable, err)
 	}
 	defer nc.Close()
 	nc.SetReadDeadline(time.Now().Add(timeout))
-	b := make([]byte, 8)
+	b := make([]byte, 9)
 	n, err := io.ReadFull(nc, b)
+	is2 := n >= 8 && string(b[:8]) == "ceph v2\n"
+	is1 := n == 9 && string(b) == "ceph v027"
 	switch {
-	case n == 8 && string(b) == "ceph v2\n":
+	case is2 && !v1, is1 && v1:
 		return nil
-	case n > 0 && bytes.HasPrefix([]byte("ceph v027"), b[:n]):
-		return fmt.Errorf("%w: %s speaks msgr1 only (banner %q); msgr speaks msgr2", ErrProtocolMismatch, hostport, b[:n])
+	case is1:
+		return fmt.Errorf("%w: %s speaks msgr1 only (banner %q); use its v1: address", ErrProtocolMismatch, hostport, b[:n])
+	case is2:
+		return fmt.Errorf("%w: %s speaks msgr2 (banner %q); use its v2: address", ErrProtocolMismatch, hostport, b[:8])
 	case n > 0:
-		return fmt.Errorf("%w: %s sent %q, not a msgr2 banner", ErrProtocolMismatch, hostport, b[:n])
+		return fmt.Errorf("%w: %s sent %q, not a msgr banner", ErrProtocolMismatch, hostport, b[:n])
 	default:
-		return fmt.Errorf("%w: %s sent no msgr2 banner (%v)", ErrProtocolMismatch, hostport, err)
+		return fmt.Errorf("%w: %s sent no msgr banner (%v)", ErrProtocolMismatch, hostport, err)
 	}
 }
 
@@ -318,7 +351,20 @@ func (c *MonClient) connect() error {
 	c.mu.Lock()
 	c.con = con
 	c.mu.Unlock()
+	c.authenticate(con)
 	return nil
+}
+
+// authenticate sends MAuth first on a msgr1 connection: msgr1 has no auth
+// frames, so a client authenticates to a monitor in messages, and the
+// monitor ignores other requests until it has (V1-FACTS.md §6.1). The
+// requests that follow are pipelined behind it, as the real CLI does.
+func (c *MonClient) authenticate(con *conn.Connection) {
+	if con.MsgrVersion() != 1 {
+		return
+	}
+	a := &MAuth{Protocol: AuthUnknown, Methods: []uint32{AuthNone}, NameType: c.opts.Name.Type, NameID: c.opts.AuthID}
+	_ = con.Send(a.Encode(features(con)))
 }
 
 // Conn returns the current monitor connection.
@@ -493,6 +539,22 @@ func (c *MonClient) Dispatch(_ dispatch.Conn, m *msg.Message) bool {
 			cl = c.byHandle[r.Handle]
 			delete(c.byHandle, r.Handle)
 		}
+	case msg.MsgAuthReply:
+		r, err := DecodeMAuthReply(m)
+		if err == nil && r.Result != 0 {
+			err = fmt.Errorf("%w: the monitor answered MAuth with %d (%s); msgr speaks only auth none", ErrAuthRefused, r.Result, r.Message)
+		}
+		if err == nil {
+			c.globalID = r.GlobalID
+		} else {
+			c.authErr = err
+		}
+		c.mu.Unlock()
+		m.Release()
+		if err != nil {
+			c.failDial()
+		}
+		return true
 	case msg.MsgMonMap:
 		if len(c.maps) > 0 {
 			cl = c.maps[0]
@@ -592,6 +654,7 @@ func (c *MonClient) reopen(old dispatch.Conn) {
 	c.lastReopen = time.Now()
 	c.mu.Unlock()
 	c.reconnects.Add(1)
+	c.authenticate(con)
 	c.resendAll(con)
 }
 

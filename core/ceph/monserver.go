@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,10 @@ type relay struct {
 	down dispatch.Conn
 	ms   *messenger.Messenger
 	up   dispatch.Conn
+	// authReply, when set, is an MAuthReply held back until the upstream
+	// monmap arrives: a monitor sends the map right behind MAuthReply, and
+	// a msgr1 client needs it (the fsid) before its first command.
+	authReply atomic.Pointer[msg.Message]
 }
 
 // DefaultFsid is the canned cluster's fsid.
@@ -103,7 +108,7 @@ func NewMonServer(bind string, opts MonServerOptions) (*MonServer, error) {
 	}
 	ms.SetDefaultPolicy(msg.StatelessServer(0))
 	ms.AddDispatcherTail(s)
-	if err := ms.Bind(av[0]); err != nil {
+	if err := ms.BindAddrs(av); err != nil {
 		ms.Shutdown()
 		return nil, err
 	}
@@ -164,6 +169,10 @@ func cloneMsg(m *msg.Message) *msg.Message {
 
 // Dispatch answers or relays one client message.
 func (s *MonServer) Dispatch(c dispatch.Conn, m *msg.Message) bool {
+	if m.Type == msg.MsgAuth {
+		s.answerAuth(c, m)
+		return true
+	}
 	if s.fwd != nil {
 		r, err := s.relayFor(c)
 		if err != nil {
@@ -249,6 +258,9 @@ func (r *relay) Dispatch(_ dispatch.Conn, m *msg.Message) bool {
 	var out *msg.Message
 	if m.Type == msg.MsgMonMap {
 		out = r.s.rewriteMonMap(m)
+		if a := r.authReply.Swap(nil); a != nil {
+			_ = r.down.Send(a)
+		}
 	}
 	if out == nil {
 		out = cloneMsg(m)
@@ -305,6 +317,44 @@ func (s *MonServer) cannedMonMap() *MonMap {
 		Mons:          []MonInfo{{Name: "a", Addrs: s.Addrs(), Weight: 0, CrushLoc: map[string]string{}}},
 		Ranks:         []string{"a"},
 		MinMonRelease: 16, ElectionStrategy: 1,
+	}
+}
+
+// answerAuth accepts MAuth with auth none, the way msgr1 clients
+// authenticate (msgr2 ones did in AUTH frames): MAuthReply with a new
+// global id, then, as a monitor does, the monmap (canned mode only: a
+// relay's client subscribes and gets the real one).
+func (s *MonServer) answerAuth(c dispatch.Conn, m *msg.Message) {
+	defer m.Release()
+	a, err := DecodeMAuth(m)
+	if err != nil {
+		s.opts.Logf("msgr serve: %v from %v", err, c.PeerAddr())
+		c.MarkDown()
+		return
+	}
+	r := &MAuthReply{Protocol: AuthNone, GlobalID: a.GlobalID}
+	if a.Protocol == AuthUnknown && !slices.Contains(a.Methods, AuthNone) {
+		r.Result, r.Message = -95, "msgr serve speaks auth none only" // EOPNOTSUPP
+	} else if r.GlobalID == 0 {
+		r.GlobalID = s.nextGID.Add(1)
+	}
+	s.answered.Add(1)
+	if r.Result == 0 && s.fwd != nil {
+		rl, err := s.relayFor(c)
+		if err != nil {
+			s.opts.Logf("msgr serve: relay for %v: %v", c.PeerAddr(), err)
+			c.MarkDown()
+			return
+		}
+		rl.authReply.Store(r.Encode(c.Features()))
+		s.relayed.Add(1)
+		_ = rl.up.Send((&MMonGetMap{}).Encode(c.Features()))
+		return
+	}
+	_ = c.Send(r.Encode(c.Features()))
+	if r.Result == 0 {
+		s.answered.Add(1)
+		_ = c.Send(NewMMonMap(s.cannedMonMap()).Encode(c.Features()))
 	}
 }
 

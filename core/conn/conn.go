@@ -284,6 +284,7 @@ type Connection struct {
 	policy     msg.Policy
 	sess       *protocol.Session
 	m          protocol.Protocol
+	proto      msg.AddrType // msg.AddrMsgr2 or msg.AddrLegacy (msgr1); fixed
 	sock       *stack.Socket
 	center     *event.Center
 	pending    *stack.Socket // server: the accepted socket before Start
@@ -355,6 +356,10 @@ func NewClient(cfg *Config, peerType msg.EntityType, target msg.Addr, pol msg.Po
 	c.role = protocol.RoleClient
 	c.peerType = peerType
 	c.target = target
+	c.proto = msg.AddrMsgr2
+	if target.Type == msg.AddrLegacy {
+		c.proto = msg.AddrLegacy
+	}
 	c.policy = pol
 	c.sess = protocol.NewSession(pol, releaseMsg)
 	c.peer.Store(&peerInfo{name: msg.EntityName{Type: peerType, Num: msg.NumNew}, addrs: msg.AddrVec{target}, addr: target, lossy: pol.Lossy, policy: pol})
@@ -362,12 +367,17 @@ func NewClient(cfg *Config, peerType msg.EntityType, target msg.Addr, pol msg.Po
 }
 
 // NewServer returns a connection for an accepted socket; Start begins the
-// handshake.
-func NewServer(cfg *Config, sock *stack.Socket) *Connection {
+// handshake. typ is the listener's address type: msg.AddrLegacy speaks
+// msgr1, anything else msgr2.
+func NewServer(cfg *Config, sock *stack.Socket, typ msg.AddrType) *Connection {
 	c := newConn(cfg)
 	c.role = protocol.RoleServer
 	c.pending = sock
-	a := msg.Addr{Type: msg.AddrMsgr2, AddrPort: sock.RemoteAddr()}
+	if typ != msg.AddrLegacy {
+		typ = msg.AddrMsgr2
+	}
+	c.proto = typ
+	a := msg.Addr{Type: typ, AddrPort: sock.RemoteAddr()}
 	c.peer.Store(&peerInfo{name: msg.EntityName{Type: 0, Num: msg.NumNew}, addrs: msg.AddrVec{a}, addr: a})
 	return c
 }
@@ -433,6 +443,15 @@ func (c *Connection) PeerAddr() msg.Addr { return c.peer.Load().addr }
 
 // PeerAddrs are the peer's addresses.
 func (c *Connection) PeerAddrs() msg.AddrVec { return c.peer.Load().addrs }
+
+// MsgrVersion is the wire protocol of the connection: 2 (msgr2) or 1 (msgr1,
+// for a v1 peer address or a v1 listener). Fixed for the connection's life.
+func (c *Connection) MsgrVersion() int {
+	if c.proto == msg.AddrLegacy {
+		return 1
+	}
+	return 2
+}
 
 // PeerType is the peer's entity type.
 func (c *Connection) PeerType() msg.EntityType { return c.peer.Load().name.Type }

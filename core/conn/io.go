@@ -43,7 +43,7 @@ func (c *Connection) connectLocked() {
 	if c.cfg.AuthClient != nil {
 		auth = c.cfg.AuthClient()
 	}
-	m, err := protocol.NewClient(protocol.Config{
+	m, err := newClientMachine(c.proto, protocol.Config{
 		MyType:     c.cfg.Name.Type,
 		MyGID:      c.cfg.Name.Num,
 		MyAddrs:    c.host.MyAddrs(),
@@ -129,12 +129,12 @@ func (c *Connection) startAccept(sock *stack.Socket) {
 		}
 		my = fixed
 	}
-	m, err := protocol.NewServer(protocol.Config{
+	m, err := newServerMachine(c.proto, protocol.Config{
 		MyType:         c.cfg.Name.Type,
 		MyGID:          c.cfg.Name.Num,
 		MyAddrs:        my,
 		Nonce:          c.cfg.Nonce,
-		PeerSocketAddr: msg.Addr{Type: msg.AddrMsgr2, AddrPort: sock.RemoteAddr()},
+		PeerSocketAddr: msg.Addr{Type: c.proto, AddrPort: sock.RemoteAddr()},
 		PolicyFor:      c.host.PolicyFor,
 		AuthServer:     c.cfg.AuthServer,
 		Registry:       c.reg,
@@ -158,6 +158,23 @@ func (c *Connection) startAccept(sock *stack.Socket) {
 		c.arm(&c.tHandshake, c.cfg.ReadyTimeout, c.onHandshakeTimeout)
 	}
 	c.settle()
+}
+
+// newClientMachine and newServerMachine make the protocol machine for the
+// connection's protocol: msgr2, or msgr1 for v1 addresses (Ceph picks
+// ProtocolV1 or ProtocolV2 the same way, by the address type).
+func newClientMachine(proto msg.AddrType, cfg protocol.Config, sess *protocol.Session) (protocol.Protocol, error) {
+	if proto == msg.AddrLegacy {
+		return protocol.NewClientV1(cfg, sess)
+	}
+	return protocol.NewClient(cfg, sess)
+}
+
+func newServerMachine(proto msg.AddrType, cfg protocol.Config) (protocol.Protocol, error) {
+	if proto == msg.AddrLegacy {
+		return protocol.NewServerV1(cfg)
+	}
+	return protocol.NewServer(cfg)
 }
 
 // --- sockets and workers ----------------------------------------------------

@@ -79,7 +79,7 @@ func TestZeroCopyWrite(t *testing.T) {
 			var accepted []*conn.Connection
 			var amu sync.Mutex
 			l, err := st.Listen(netip.MustParseAddrPort("127.0.0.1:0"), small, 0, func(s *stack.Socket) {
-				c := conn.NewServer(scfg, s)
+				c := conn.NewServer(scfg, s, msg.AddrMsgr2)
 				amu.Lock()
 				accepted = append(accepted, c)
 				amu.Unlock()

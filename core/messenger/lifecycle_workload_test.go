@@ -64,6 +64,9 @@ func raiseFDLimit(t *testing.T, want uint64) {
 // and shutting everything down leaves no goroutine or fd.
 func TestManyIdleConnectionsTimeOut(t *testing.T) {
 	const n = 1000
+	if defaultType == "async+select" {
+		t.Skip("ms_type async+select: select(2) watches fds below FD_SETSIZE (1024) only; this test needs 4,000")
+	}
 	raiseFDLimit(t, 8*n)
 	defer leakcheck.Take().Check(t)
 	sock0 := socketFDs()

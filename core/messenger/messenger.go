@@ -73,7 +73,7 @@ type Messenger struct {
 	stackOn       bool
 	myAddrs       msg.AddrVec
 	listeners     []*stack.Listener
-	preStart      []*stack.Socket
+	preStart      []pendingSock
 	conns         map[msg.Addr]*conn.Connection
 	keys          map[*conn.Connection][]msg.Addr // conns' keys, by connection
 	accepting     map[*conn.Connection]struct{}
@@ -94,7 +94,6 @@ func New(name msg.EntityName, nonce uint32, opts Options) (*Messenger, error) {
 	if err != nil {
 		return nil, err
 	}
-	drv, _ := o.driver()
 	m := &Messenger{
 		name:      name,
 		nonce:     nonce,
@@ -117,16 +116,8 @@ func New(name msg.EntityName, nonce uint32, opts Options) (*Messenger, error) {
 	st := o.Stack
 	m.sharedStack = st != nil
 	if st == nil {
-		busy := max(o.BusyPoll, 0)
-		st, err = stack.New(stack.Options{
-			Type:     "posix",
-			Workers:  o.OpThreads,
-			Driver:   drv,
-			BusyPoll: busy,
-			Logf:     m.dlog(1),
-		})
-		if err != nil {
-			return nil, fmt.Errorf("messenger: %w", err)
+		if st, err = newStack(o, m.dlog(1)); err != nil {
+			return nil, err
 		}
 	}
 	m.stack = st
@@ -243,11 +234,20 @@ func (m *Messenger) ensureStackLocked() error {
 	return nil
 }
 
-// Bind listens on addr (type v2 or any; port 0 picks a free port). Addrs
-// then reports the bound address with the messenger's nonce. Ceph binds
-// before Start; connections accepted before Start wait for it.
+// Bind listens on addr: type v2 (or any) speaks msgr2, type v1 msgr1; port
+// 0 picks a free port. Addrs then reports the bound address with the
+// messenger's nonce. Ceph binds before Start; connections accepted before
+// Start wait for it. BindAddrs binds several at once.
 func (m *Messenger) Bind(addr msg.Addr) error {
-	return m.bind(addr, func(try func(uint16) error) error { return try(addr.Port()) })
+	return m.BindAddrs(msg.AddrVec{addr})
+}
+
+// BindAddrs listens on every address of addrs, as Ceph binds a monitor to
+// [v2:IP:3300,v1:IP:6789]: each listener speaks the protocol of its
+// address's type, and Addrs lists the bound addresses in the same order.
+// Either all bind or none stays bound.
+func (m *Messenger) BindAddrs(addrs msg.AddrVec) error {
+	return m.bind(addrs, func(a msg.Addr, try func(uint16) error) error { return try(a.Port()) })
 }
 
 // BindRange binds addr's IP to the first free port in [minPort, maxPort]
@@ -256,7 +256,7 @@ func (m *Messenger) BindRange(addr msg.Addr, minPort, maxPort int) error {
 	if minPort < 1 || maxPort > 65535 || minPort > maxPort {
 		return fmt.Errorf("messenger: bad port range %d..%d", minPort, maxPort)
 	}
-	return m.bind(addr, func(try func(uint16) error) error {
+	return m.bind(msg.AddrVec{addr}, func(_ msg.Addr, try func(uint16) error) error {
 		var last error
 		for p := minPort; p <= maxPort; p++ {
 			err := try(uint16(p))
@@ -272,17 +272,16 @@ func (m *Messenger) BindRange(addr msg.Addr, minPort, maxPort int) error {
 	})
 }
 
-func (m *Messenger) bind(addr msg.Addr, ports func(try func(uint16) error) error) error {
-	switch addr.Type {
-	case msg.AddrMsgr2, msg.AddrAny:
-	case msg.AddrLegacy:
-		return fmt.Errorf("messenger: bind %v: msgr1 (v1) is not supported", addr)
-	default:
-		return fmt.Errorf("messenger: bind %v: want a v2 address", addr)
+func (m *Messenger) bind(addrs msg.AddrVec, ports func(a msg.Addr, try func(uint16) error) error) error {
+	if len(addrs) == 0 {
+		return errors.New("messenger: bind with no address")
 	}
-	ip := addr.AddrPort.Addr()
-	if !ip.IsValid() {
-		ip = netip.IPv4Unspecified()
+	for _, a := range addrs {
+		switch a.Type {
+		case msg.AddrMsgr2, msg.AddrAny, msg.AddrLegacy:
+		default:
+			return fmt.Errorf("messenger: bind %v: want a v2 or v1 address", a)
+		}
 	}
 	m.mu.Lock()
 	if len(m.listeners) > 0 {
@@ -295,26 +294,47 @@ func (m *Messenger) bind(addr msg.Addr, ports func(try func(uint16) error) error
 	}
 	m.mu.Unlock()
 	sopts := stack.SockOpts{NoDelay: m.opts.TCPNoDelay, RcvBuf: m.opts.TCPRcvBuf, ReuseAddr: true}
-	var l *stack.Listener
-	err := ports(func(p uint16) error {
-		var err error
-		l, err = m.stack.Listen(netip.AddrPortFrom(ip, p), sopts, m.opts.TCPListenBacklog, m.onAccept)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("messenger: bind %v: %w", addr, err)
+	var ls []*stack.Listener
+	var bound msg.AddrVec
+	closeAll := func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}
+	for _, addr := range addrs {
+		ip := addr.AddrPort.Addr()
+		if !ip.IsValid() {
+			ip = netip.IPv4Unspecified()
+		}
+		typ := addr.Type
+		if typ == msg.AddrAny {
+			typ = msg.AddrMsgr2
+		}
+		onAccept := func(sock *stack.Socket) { m.onAccept(sock, typ) }
+		var l *stack.Listener
+		err := ports(addr, func(p uint16) error {
+			var err error
+			l, err = m.stack.Listen(netip.AddrPortFrom(ip, p), sopts, m.opts.TCPListenBacklog, onAccept)
+			return err
+		})
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("messenger: bind %v: %w", addr, err)
+		}
+		ls = append(ls, l)
+		bound = append(bound, msg.Addr{Type: typ, Nonce: m.nonce, AddrPort: l.Addr()})
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.state >= stStopping || len(m.listeners) > 0 {
-		l.Close()
+		closeAll()
 		if m.state >= stStopping {
 			return ErrStopped
 		}
 		return ErrAlreadyBound
 	}
-	m.listeners = append(m.listeners, l)
-	m.myAddrs = msg.AddrVec{{Type: msg.AddrMsgr2, Nonce: m.nonce, AddrPort: l.Addr()}}
+	m.listeners = ls
+	m.myAddrs = bound
 	return nil
 }
 
@@ -328,11 +348,12 @@ func (m *Messenger) Addrs() msg.AddrVec {
 
 // onAccept runs on the accepted socket's worker (Ceph's Processor::accept
 // and AsyncMessenger::add_accept).
-func (m *Messenger) onAccept(sock *stack.Socket) {
+// typ is the listener's protocol (v2 or v1).
+func (m *Messenger) onAccept(sock *stack.Socket, typ msg.AddrType) {
 	m.mu.Lock()
 	switch m.state {
 	case stNew:
-		m.preStart = append(m.preStart, sock)
+		m.preStart = append(m.preStart, pendingSock{sock, typ})
 		m.mu.Unlock()
 		return
 	case stStarted:
@@ -341,10 +362,17 @@ func (m *Messenger) onAccept(sock *stack.Socket) {
 		sock.Close()
 		return
 	}
-	c := conn.NewServer(m.ccfg, sock)
+	c := conn.NewServer(m.ccfg, sock, typ)
 	m.accepting[c] = struct{}{}
 	m.mu.Unlock()
 	c.Start()
+}
+
+// pendingSock is a socket accepted before Start, with its listener's
+// protocol.
+type pendingSock struct {
+	sock *stack.Socket
+	typ  msg.AddrType
 }
 
 // Start starts the dispatch queue and accepting (Ceph start). Idempotent.
@@ -367,7 +395,7 @@ func (m *Messenger) Start() error {
 	m.preStart = nil
 	var cs []*conn.Connection
 	for _, s := range pre {
-		c := conn.NewServer(m.ccfg, s)
+		c := conn.NewServer(m.ccfg, s.sock, s.typ)
 		m.accepting[c] = struct{}{}
 		cs = append(cs, c)
 	}
@@ -389,9 +417,14 @@ func (m *Messenger) ConnectTo(peerType msg.EntityType, addrs msg.AddrVec) (*conn
 	if len(addrs) == 0 {
 		return nil, errors.New("messenger: ConnectTo with no address")
 	}
+	// msgr2 when the peer has a v2 address, else msgr1 (Ceph's choice for
+	// a messenger that speaks both).
 	target, ok := addrs.Msgr2()
+	if !ok {
+		target, ok = addrs.Legacy()
+	}
 	if !ok || !target.AddrPort.IsValid() || target.Port() == 0 {
-		return nil, fmt.Errorf("messenger: ConnectTo %v: no v2 address with a port", addrs)
+		return nil, fmt.Errorf("messenger: ConnectTo %v: no v2 or v1 address with a port", addrs)
 	}
 	m.mu.Lock()
 	if err := m.ensureStackLocked(); err != nil {
@@ -515,7 +548,7 @@ func (m *Messenger) Shutdown() error {
 		l.Close()
 	}
 	for _, s := range pre {
-		s.Close()
+		s.sock.Close()
 	}
 	// Graceful part: let queued output reach the sockets (bounded).
 	if d := m.opts.ShutdownTimeout; d > 0 {

@@ -22,7 +22,8 @@ import (
 // cannot be told apart from "unset" in a zero Options: to turn one off,
 // start from DefaultOptions() or use Set.
 type Options struct {
-	// Type is ms_type: "async+posix" (default, epoll) or "async+poll".
+	// Type is ms_type, one of MsTypes: "async+posix" (default, epoll),
+	// "async+poll", "async+select" or "simple" (the SimpleMessenger model).
 	// "async" alone means async+posix.
 	Type string
 	// OpThreads is ms_async_op_threads, the number of worker loops. Ceph's
@@ -160,13 +161,21 @@ func NewStack(o Options) (*stack.Stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	drv, _ := o.driver()
+	return newStack(o, o.Logf)
+}
+
+// newStack makes the stack for o (defaults filled in).
+func newStack(o Options, logf func(string, ...any)) (*stack.Stack, error) {
+	typ, drv, err := o.transport()
+	if err != nil {
+		return nil, err
+	}
 	st, err := stack.New(stack.Options{
-		Type:     "posix",
+		Type:     typ,
 		Workers:  o.OpThreads,
 		Driver:   drv,
 		BusyPoll: max(o.BusyPoll, 0),
-		Logf:     o.Logf,
+		Logf:     logf,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("messenger: %w", err)
@@ -180,7 +189,7 @@ func DefaultOpThreads() int { return max(1, min(3, runtime.NumCPU())) }
 // DefaultOptions returns the options with every default filled in.
 func DefaultOptions() Options {
 	return Options{
-		Type:                   "async+posix",
+		Type:                   defaultType,
 		OpThreads:              DefaultOpThreads(),
 		TCPNoDelay:             true,
 		TCPListenBacklog:       DefaultListenBacklog,
@@ -239,7 +248,7 @@ func (o Options) withDefaults() (Options, error) {
 	if o.ShutdownTimeout == 0 {
 		o.ShutdownTimeout = d.ShutdownTimeout
 	}
-	if _, err := o.driver(); err != nil {
+	if _, _, err := o.transport(); err != nil {
 		return o, err
 	}
 	switch {
@@ -264,15 +273,31 @@ func (o Options) withDefaults() (Options, error) {
 	return o, nil
 }
 
-// driver maps ms_type to the event driver.
-func (o Options) driver() (string, error) {
+// defaultType is the ms_type of DefaultOptions. Only the package's tests
+// change it (to run the whole suite over every ms_type).
+var defaultType = "async+posix"
+
+// MsTypes lists the ms_type values New accepts: the async messenger over
+// epoll, poll(2) or select(2) (the workers' event driver), and "simple",
+// Ceph's SimpleMessenger model (an accepter, and a reader and a writer
+// thread per connection over blocking sockets; workers still run the
+// protocol and the timers).
+var MsTypes = []string{"async+posix", "async+poll", "async+select", "simple"}
+
+// transport maps ms_type to the stack's transport and the workers' event
+// driver.
+func (o Options) transport() (typ, driver string, err error) {
 	switch o.Type {
 	case "", "async", "async+posix":
-		return "epoll", nil
+		return "posix", "epoll", nil
 	case "async+poll":
-		return "poll", nil
+		return "posix", "poll", nil
+	case "async+select":
+		return "posix", "select", nil
+	case "simple":
+		return "simple", "epoll", nil
 	}
-	return "", fmt.Errorf("messenger: unknown ms_type %q (have async+posix, async+poll)", o.Type)
+	return "", "", fmt.Errorf("messenger: unknown ms_type %q (have %s)", o.Type, strings.Join(MsTypes, ", "))
 }
 
 // parseTypes parses "osd client" (spaces or commas) into a set of entity
@@ -294,7 +319,7 @@ var optionSetters = map[string]func(o *Options, v string) error{
 	"ms_type": func(o *Options, v string) error {
 		o2 := *o
 		o2.Type = v
-		if _, err := o2.driver(); err != nil {
+		if _, _, err := o2.transport(); err != nil {
 			return err
 		}
 		o.Type = v

@@ -15,6 +15,8 @@ const (
 const (
 	MsgMonMap             uint16 = 4
 	MsgMonGetMap          uint16 = 5
+	MsgAuth               uint16 = 17
+	MsgAuthReply          uint16 = 18
 	MsgMonSubscribe       uint16 = 15
 	MsgMonSubscribeAck    uint16 = 16
 	MsgMonGetVersion      uint16 = 19

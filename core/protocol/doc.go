@@ -1,5 +1,9 @@
-// Package protocol is the msgr2 session state machine (Ceph's ProtocolV2)
-// for both roles, client (connector) and server (acceptor), with no sockets.
+// Package protocol is the session state machine for both roles, client
+// (connector) and server (acceptor), with no sockets: msgr2 (Machine,
+// Ceph's ProtocolV2) and msgr1 (V1, Ceph's ProtocolV1, files v1*.go). Both
+// implement Protocol and share Session, Events, Registry and Fault, so the
+// owner drives either the same way; the rest of this comment describes
+// msgr2, and v1.go describes msgr1.
 //
 // A Machine handles one socket's worth of protocol: the banner exchange and
 // revision negotiation, HELLO, authentication (through the AuthClient /
