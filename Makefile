@@ -66,7 +66,7 @@ LIBDIR ?= lib
 INCLUDEDIR ?= include
 CXX ?= c++
 CAPI_VARIANTS ?= asan cgocheck2
-EXAMPLES_C := echo_server echo_client priority_dispatch pull_loop msgr_bench
+EXAMPLES_C := echo_server echo_client priority_dispatch pull_loop msgr_bench mon_client
 EX_FLAGS := -O2 -Wall -Wextra -Werror -Iinclude -Ibindings/c -L$(BUILD)/lib -Wl,-rpath,'$$ORIGIN/../lib'
 
 .PHONY: lib install examples header-check abi-check test-c test-cmake bench-c

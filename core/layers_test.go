@@ -14,21 +14,21 @@ const module = "github.com/msgr-dev/msgr/"
 // layer of every package in the module (path relative to the module root).
 // core/internal/* is layer 0 and importable by everything in core.
 var layer = map[string]int{
-	"core/msg":              0,
-	"core/internal":         0,
-	"core/wire":             1,
-	"core/event/driver":     1,
-	"core/event":            2,
-	"core/dispatch":         2,
-	"core/protocol":         2,
-	"core/stack":            3,
-	"core/conn":             4,
-	"core/messenger":        5,
-	"core/ceph":             6, // Ceph message helpers, above the messenger
-	"capi":                  7,
-	"cmd":                   8,
-	"examples":              8,
-	"core/internal/testenv": 0,
+	"core/msg":          0,
+	"core/internal":     0,
+	"core/wire":         1,
+	"core/event/driver": 1,
+	"core/event":        2,
+	"core/dispatch":     2,
+	"core/protocol":     2,
+	"core/stack":        3,
+	"core/conn":         4,
+	"core/messenger":    5,
+	"core/ceph":         6, // Ceph message helpers, above the messenger
+	"capi":              7,
+	"cmd":               8,
+	"examples":          8,
+	"internal/testenv":  0, // test harness (a real ceph-mon), for tests at every layer
 }
 
 func layerOf(pkg string) (int, bool) {

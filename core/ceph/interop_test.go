@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/msgr-dev/msgr/core/internal/testenv"
+	"github.com/msgr-dev/msgr/internal/testenv"
 	"github.com/msgr-dev/msgr/core/msg"
 	"github.com/msgr-dev/msgr/core/protocol"
 	"github.com/msgr-dev/msgr/core/wire"

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/msgr-dev/msgr/core/internal/leakcheck"
-	"github.com/msgr-dev/msgr/core/internal/testenv"
+	"github.com/msgr-dev/msgr/internal/testenv"
 	"github.com/msgr-dev/msgr/core/msg"
 	"github.com/msgr-dev/msgr/core/wire"
 )

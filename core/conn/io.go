@@ -816,7 +816,7 @@ func (c *Connection) disarm(t *ctimer) {
 }
 
 func (c *Connection) onHandshakeTimeout() {
-	if c.m == nil || c.State() == StateOpen {
+	if c.m == nil || c.m.State() == protocol.StateReady {
 		return
 	}
 	c.cfg.Counters.ReadyTimeouts.Add(1)

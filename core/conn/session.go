@@ -221,6 +221,10 @@ func (c *Connection) handOver(feedErr error) {
 		if ex.justReady {
 			ex.justReady = false
 			ex.opened()
+		} else if m.State() != protocol.StateReady {
+			// msgr1's SEQ exchange finishes after the takeover: keep the
+			// handshake bounded in time (Ceph restarts its connect timer).
+			ex.arm(&ex.tHandshake, ex.cfg.ReadyTimeout, ex.onHandshakeTimeout)
 		}
 		ex.setArmed(true)
 		if ex.rend > ex.rstart {
