@@ -67,7 +67,7 @@ func main() {
 	var c config
 	fs := flag.NewFlagSet(mode, flag.ExitOnError)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:6800", "address (Ceph syntax: IP:PORT, v2:IP:PORT)")
-	fs.StringVar(&c.msType, "ms-type", "async+posix", "ms_type: async+posix or async+poll")
+	fs.StringVar(&c.msType, "ms-type", "async+posix", "ms_type: async+posix, async+poll, async+select or simple (SimpleMessenger: threads per connection)")
 	fs.IntVar(&c.workers, "workers", 2, "ms_async_op_threads (worker event loops)")
 	fs.DurationVar(&c.busyPoll, "busy-poll", -1, "bounded spin before a worker blocks (0: off; -1: the messenger's default)")
 	fs.IntVar(&c.maxSeconds, "max-seconds", 120, "server: exit after this many seconds")

@@ -15,7 +15,9 @@ import (
 //	go test -run '^$' -bench . -benchmem ./core/stack
 //
 // PingPong: one connection, 64-byte request echoed back, one outstanding;
-// ns/op is the round trip, p50-µs/p99-µs its percentiles. Stream64: b.N
+// ns/op is the round trip, p50-µs/p99-µs its percentiles. /stack is the
+// posix transport, /simple the simple one (reader and writer goroutines per
+// socket: each message crosses two more thread hand-offs per side). Stream64: b.N
 // 64-byte messages one way. /stack and /gonet batch the same way (messages
 // copied into a 64 KiB buffer, one write per buffer; bufio.Writer for Go
 // net); /stack-writevN instead points one iovec at each message, N per
@@ -23,11 +25,12 @@ import (
 
 const msgSize = 64
 
-// pingPongStack runs the client and server on separate one-worker stacks.
-func pingPongStack(b *testing.B, busy time.Duration) {
-	srv := newStarted(b, Options{Workers: 1, BusyPoll: busy})
+// pingPongStack runs the client and server on separate one-worker stacks
+// of transport typ.
+func pingPongStack(b *testing.B, typ string, busy time.Duration) {
+	srv := newStarted(b, Options{Type: typ, Workers: 1, BusyPoll: busy})
 	defer srv.Stop()
-	cli := newStarted(b, Options{Workers: 1, BusyPoll: busy})
+	cli := newStarted(b, Options{Type: typ, Workers: 1, BusyPoll: busy})
 	defer cli.Stop()
 	ln, err := srv.Listen(lo4, DefaultSockOpts(), 0, func(k *Socket) { serveEcho(k, nil) })
 	if err != nil {
@@ -138,17 +141,18 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 }
 
 func BenchmarkPingPong(b *testing.B) {
-	b.Run("stack", func(b *testing.B) { pingPongStack(b, 0) })
-	b.Run("stack-busypoll50us", func(b *testing.B) { pingPongStack(b, 50*time.Microsecond) })
+	b.Run("stack", func(b *testing.B) { pingPongStack(b, "posix", 0) })
+	b.Run("stack-busypoll50us", func(b *testing.B) { pingPongStack(b, "posix", 50*time.Microsecond) })
+	b.Run("simple", func(b *testing.B) { pingPongStack(b, "simple", 0) })
 	b.Run("gonet", pingPongGoNet)
 }
 
-// streamStack sends b.N 64-byte messages one way, batch messages per
-// writev (a short write resumes mid-message).
-func streamStack(b *testing.B, busy time.Duration, batch int) {
-	srv := newStarted(b, Options{Workers: 1, BusyPoll: busy})
+// streamStack sends b.N 64-byte messages one way over transport typ,
+// batch messages per writev (a short write resumes mid-message).
+func streamStack(b *testing.B, typ string, busy time.Duration, batch int) {
+	srv := newStarted(b, Options{Type: typ, Workers: 1, BusyPoll: busy})
 	defer srv.Stop()
-	cli := newStarted(b, Options{Workers: 1, BusyPoll: busy})
+	cli := newStarted(b, Options{Type: typ, Workers: 1, BusyPoll: busy})
 	defer cli.Stop()
 	total := b.N * msgSize
 	done := make(chan error, 2)
@@ -288,9 +292,11 @@ func streamGoNet(b *testing.B) {
 }
 
 func BenchmarkStream64(b *testing.B) {
-	b.Run("stack", func(b *testing.B) { streamStack(b, 0, 0) })
-	b.Run("stack-writev256", func(b *testing.B) { streamStack(b, 0, 256) })
-	b.Run("stack-writev1024", func(b *testing.B) { streamStack(b, 0, 1024) })
-	b.Run("stack-writev1024-busypoll50us", func(b *testing.B) { streamStack(b, 50*time.Microsecond, 1024) })
+	b.Run("stack", func(b *testing.B) { streamStack(b, "posix", 0, 0) })
+	b.Run("stack-writev256", func(b *testing.B) { streamStack(b, "posix", 0, 256) })
+	b.Run("stack-writev1024", func(b *testing.B) { streamStack(b, "posix", 0, 1024) })
+	b.Run("stack-writev1024-busypoll50us", func(b *testing.B) { streamStack(b, "posix", 50*time.Microsecond, 1024) })
+	b.Run("simple", func(b *testing.B) { streamStack(b, "simple", 0, 0) })
+	b.Run("simple-writev1024", func(b *testing.B) { streamStack(b, "simple", 0, 1024) })
 	b.Run("gonet", streamGoNet)
 }

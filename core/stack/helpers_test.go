@@ -6,12 +6,29 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/msgr-dev/msgr/core/internal/leakcheck"
 )
 
 // Test helpers. Callbacks on a loop must never call t.Fatal (it would end
 // the loop goroutine): they report through channels or t.Errorf.
 
 var lo4 = netip.MustParseAddrPort("127.0.0.1:0")
+
+// transports are the Options.Type values the shared tests run against.
+var transports = []string{"posix", "simple"}
+
+// eachTransport runs fn once per transport, as subtests named after it,
+// each with its own leak check.
+func eachTransport(t *testing.T, fn func(t *testing.T, typ string)) {
+	t.Helper()
+	for _, typ := range transports {
+		t.Run(typ, func(t *testing.T) {
+			defer leakcheck.Take().Check(t)
+			fn(t, typ)
+		})
+	}
+}
 
 func newStarted(t testing.TB, opts Options) *Stack {
 	t.Helper()

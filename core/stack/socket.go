@@ -27,6 +27,10 @@ type Socket struct {
 
 	closeReq atomic.Bool // Close was called (any goroutine)
 
+	// self is impl when the transport reports readiness itself (simple);
+	// nil for posix, whose fd the Center watches.
+	self selfNotifier
+
 	// Loop thread only.
 	closed  bool
 	mask    event.Mask // events registered with the Center
@@ -38,6 +42,10 @@ type Socket struct {
 func newSock(st *Stack, w *Worker, c connImpl) *Socket {
 	s := &Socket{stack: st, w: w, impl: c, fd: c.sysfd(), local: c.localAddr(), remote: c.remoteAddr()}
 	s.evfn = s.onEvent
+	if sn, ok := c.(selfNotifier); ok {
+		s.self = sn
+		sn.start(w.Center, s.evfn)
+	}
 	return s
 }
 
@@ -133,6 +141,9 @@ func (s *Socket) watch(m event.Mask) error {
 	if s.mask&m != 0 {
 		return nil
 	}
+	if s.self != nil {
+		return s.setSelfMask(s.mask | m)
+	}
 	if err := s.w.Center.AddFile(s.fd, m, s.evfn); err != nil {
 		return err
 	}
@@ -144,10 +155,24 @@ func (s *Socket) unwatch(m event.Mask) error {
 	if s.mask&m == 0 {
 		return nil
 	}
+	if s.self != nil {
+		return s.setSelfMask(s.mask &^ m)
+	}
 	if err := s.w.Center.DelFile(s.fd, m); err != nil {
 		return err
 	}
 	s.mask &^= m
+	return nil
+}
+
+// setSelfMask is watch/unwatch for a self-notifying transport. It keeps the
+// loop-thread-only rule that AddFile enforces for posix.
+func (s *Socket) setSelfMask(m event.Mask) error {
+	if !s.w.Center.InLoop() {
+		return event.ErrNotInLoop
+	}
+	s.mask = m
+	s.self.setWant(m)
 	return nil
 }
 
@@ -190,7 +215,7 @@ func (s *Socket) closeNow(inLoop bool) {
 		return
 	}
 	s.closed = true
-	if inLoop && s.mask != 0 {
+	if inLoop && s.mask != 0 && s.self == nil {
 		_ = s.w.Center.DelFile(s.fd, s.mask)
 	}
 	s.mask = 0
@@ -217,11 +242,13 @@ type Listener struct {
 }
 
 // Listen binds addr and accepts connections. The listening fd is watched by
-// one worker; every accepted socket goes to the worker with the fewest
-// connections (PickWorker) and onAccept runs on that worker's loop. The
-// listener always uses one address family (IPv6 listeners set IPV6_V6ONLY).
-// backlog 0 means DefaultBacklog. Any goroutine; from a worker loop of this
-// stack the listener is placed on that worker.
+// one worker (simple: served by an accepter goroutine blocked in accept(2),
+// the worker only owns the Listener); every accepted socket goes to the
+// worker with the fewest connections (PickWorker) and onAccept runs on that
+// worker's loop. The listener always uses one address family (IPv6
+// listeners set IPV6_V6ONLY). backlog 0 means DefaultBacklog. Any
+// goroutine; from a worker loop of this stack the listener is placed on
+// that worker.
 func (s *Stack) Listen(addr netip.AddrPort, opts SockOpts, backlog int, onAccept func(*Socket)) (*Listener, error) {
 	if onAccept == nil {
 		return nil, errors.New("stack: Listen with a nil onAccept")
@@ -300,6 +327,12 @@ func (l *Listener) Close() error {
 func (l *Listener) register() error {
 	if l.closed {
 		return ErrClosed
+	}
+	if a, ok := l.impl.(selfAccepter); ok {
+		// simple: an accepter goroutine; nothing on the Center (registered
+		// stays false), impl.close stops it.
+		a.startAccepting(l.handOff, l.stack.logf)
+		return nil
 	}
 	if err := l.w.Center.AddFile(l.impl.sysfd(), event.Readable, l.evfn); err != nil {
 		return err

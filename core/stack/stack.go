@@ -10,9 +10,12 @@
 //
 // Transports. Ceph runs DPDK and RDMA stacks behind the same interface as
 // the posix one. Here a transport is the small set of unexported interfaces
-// at the end of this file (transport, serverImpl, connImpl); posix.go is the
-// only implementation. A second one would add a value for Options.Type and
-// implement those three interfaces; Stack, Worker, Listener and Socket stay.
+// at the end of this file (transport, serverImpl, connImpl). posix.go is the
+// event-driven one; pipe.go is "simple" (Ceph's SimpleMessenger model:
+// blocking fds, a reader and a writer goroutine per socket, an accepter
+// goroutine per listener), which also implements the two optional hooks
+// (selfNotifier, selfAccepter). Stack, Worker, Listener and Socket stay the
+// same for both, so the layers above run unchanged on either.
 //
 // Addresses are net/netip.AddrPort (IPv4 and IPv6, IPv4-mapped IPv6 treated
 // as IPv4); this layer knows nothing of Ceph's entity_addr_t.
@@ -31,14 +34,18 @@ import (
 
 // Options configure a Stack. The zero value is usable.
 type Options struct {
-	// Type selects the transport: "" or "posix" (kernel TCP). Ceph's ms_type
-	// suffix (async+posix).
+	// Type selects the transport: "" or "posix" (kernel TCP driven by each
+	// worker's event loop; Ceph's async+posix), or "simple" (blocking fds
+	// served by a reader and a writer goroutine per socket and an accepter
+	// goroutine per listener; Ceph's ms_type=simple). The Socket API and its
+	// semantics are the same for both; with "simple" each connected socket
+	// keeps about one OS thread blocked in read(2).
 	Type string
 	// Workers is the number of workers (Ceph ms_async_op_threads); 0 means
 	// DefaultWorkers().
 	Workers int
 	// Driver is the readiness backend of every Center: "epoll" (default on
-	// Linux) or "poll".
+	// Linux), "poll" or "select" (fds below 1024 only).
 	Driver string
 	// BusyPoll lets each worker poll for up to this long before it blocks in
 	// the kernel, trading CPU for round-trip latency (0 = never spin).
@@ -127,8 +134,10 @@ func New(opts Options) (*Stack, error) {
 	switch opts.Type {
 	case "", "posix":
 		tr = posixTransport{}
+	case "simple":
+		tr = simpleTransport{}
 	default:
-		return nil, fmt.Errorf("stack: unknown transport type %q (have: posix)", opts.Type)
+		return nil, fmt.Errorf("stack: unknown transport type %q (have: posix, simple)", opts.Type)
 	}
 	if opts.Workers < 0 || opts.Workers > MaxWorkers {
 		return nil, fmt.Errorf("stack: Workers = %d, want 0..%d", opts.Workers, MaxWorkers)
@@ -325,7 +334,8 @@ func (s *Stack) onLoop() *Worker {
 }
 
 // The transport interfaces (Ceph NetworkStack / ServerSocketImpl /
-// ConnectedSocketImpl). Every method is nonblocking. sysfd is the fd the
+// ConnectedSocketImpl). Every method is nonblocking (except simple's
+// accept, which only its own accepter goroutine calls). sysfd is the fd the
 // worker's Center watches for readiness.
 type transport interface {
 	name() string
@@ -352,4 +362,25 @@ type connImpl interface {
 	write(p []byte) (int, error)
 	writev(bufs [][]byte) (int, error)
 	close() error
+}
+
+// Optional transport hooks (pipe.go implements both; posix neither, its fds
+// are watched by the worker's Center).
+
+// selfNotifier is a connImpl that reports readiness itself instead of
+// through the worker's Center watching sysfd.
+type selfNotifier interface {
+	// start begins serving the socket; from then on fire runs on c's loop
+	// (through Submit) while a wanted bit is ready, level-triggered like
+	// the drivers. Called once, when the Socket is made.
+	start(c *event.Center, fire event.FileFunc)
+	// setWant tells which bits the Socket watches now. Loop thread only.
+	setWant(m event.Mask)
+}
+
+// selfAccepter is a serverImpl that accepts on a goroutine of its own
+// instead of being watched by the listener's worker. It calls handOff on
+// that goroutine for each connection until close.
+type selfAccepter interface {
+	startAccepting(handOff func(connImpl), logf func(format string, args ...any))
 }

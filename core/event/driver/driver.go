@@ -18,7 +18,8 @@
 //     the caller's reused slice, and at most len(events) are returned. EINTR
 //     returns 0, nil. Error and hang-up conditions are reported as Readable|
 //     Writable so the handler's read or write sees the error; the caller
-//     filters the bits it did not register.
+//     filters the bits it did not register. (select can only report the
+//     registered bits: it sets those.)
 //   - Readiness is level-triggered in every backend: an fd stays reported
 //     while it is ready, so a handler may stop before draining a socket and
 //     Writable must only be registered while there is something to write.
@@ -27,10 +28,15 @@
 //     conformance suite and the layers above portable between them.)
 //   - An fd closed while registered: epoll forgets it silently (the kernel
 //     removes closed files from the interest set); poll reports it as
-//     Readable|Writable (POLLNVAL) at every Wait until it is deleted. So
+//     Readable|Writable (POLLNVAL) at every Wait until it is deleted, and so
+//     does select (whose call fails with EBADF; Wait then finds it). So
 //     callers must Del before close(2); either way nothing panics or hangs.
 //   - Resize(n) lets the backend grow its tables for n fds ahead of time.
-//   - Name() is the backend's name as ms_type spells it ("epoll", "poll").
+//   - Name() is the backend's name as ms_type spells it ("epoll", "poll",
+//     "select").
+//   - A backend that can only watch fds below some bound (select: FD_SETSIZE)
+//     implements Limiter; its Add refuses a larger fd with ErrFDRange, never
+//     writing past its tables.
 //   - Close() releases the backend's own fds; registered fds stay open
 //     (they belong to the caller). Close is idempotent.
 //
@@ -93,11 +99,22 @@ type Driver interface {
 // empty event slice).
 var ErrInvalid = errors.New("driver: invalid argument")
 
+// ErrFDRange is wrapped by Add when the fd is beyond what the backend can
+// watch (see Limiter).
+var ErrFDRange = errors.New("driver: fd out of range for this backend")
+
+// Limiter is implemented by backends that can only watch fds below MaxFD()
+// (select: FD_SETSIZE, 1024). Backends without it have no such limit.
+type Limiter interface {
+	MaxFD() int
+}
+
 // errClosed is returned by calls on a closed backend.
 var errClosed = errors.New("driver: closed")
 
-// New returns the backend called name: "epoll" (Linux only) or "poll". An
-// empty name picks the platform default (epoll on Linux, else poll).
+// New returns the backend called name: "epoll" (Linux only), "poll" or
+// "select" (fds below FD_SETSIZE only). An empty name picks the platform
+// default (epoll on Linux, else poll).
 func New(name string) (Driver, error) {
 	switch name {
 	case "":
@@ -112,16 +129,18 @@ func New(name string) (Driver, error) {
 		return newEpoll()
 	case "poll":
 		return NewPoll()
+	case "select":
+		return NewSelect()
 	}
-	return nil, fmt.Errorf("driver: unknown driver %q (want \"epoll\" or \"poll\")", name)
+	return nil, fmt.Errorf("driver: unknown driver %q (want \"epoll\", \"poll\" or \"select\")", name)
 }
 
 // Names lists the backends available on this platform, default first.
 func Names() []string {
 	if hasEpoll {
-		return []string{"epoll", "poll"}
+		return []string{"epoll", "poll", "select"}
 	}
-	return []string{"poll"}
+	return []string{"poll", "select"}
 }
 
 // checkArgs validates the arguments shared by Add and Del.

@@ -26,6 +26,7 @@ var conformance = []struct {
 	{"HangUp", testHangUp},
 	{"ClosedFD", testClosedFD},
 	{"ManyFDs", testManyFDs},
+	{"FDLimit", testFDLimit},
 	{"Overflow", testOverflow},
 	{"Timeout", testTimeout},
 	{"InvalidArgs", testInvalidArgs},
@@ -269,7 +270,17 @@ func testClosedFD(t *testing.T, d driver.Driver) {
 }
 
 func testManyFDs(t *testing.T, d driver.Driver) {
-	const n = 1000
+	n := 1000 // 2,000 fds: past select's FD_SETSIZE on purpose
+	if l, ok := d.(driver.Limiter); ok {
+		// select can only watch fds below MaxFD (1024); testFDLimit checks
+		// what happens beyond. New fds take the lowest free numbers, so
+		// with k fds open the 2n new ones all stay below k+2n.
+		n = min(n, (l.MaxFD()-leakcheck.FDCount()-16)/2)
+		t.Logf("%s watches fds below %d only: %d pipes instead of 1000", d.Name(), l.MaxFD(), n)
+		if n < 100 {
+			t.Fatalf("only room for %d pipes below fd %d: too many fds open", n, l.MaxFD())
+		}
+	}
 	must(t, d.Resize(2*n+64))
 	rs := make([]int, n)
 	ws := make([]int, n)
@@ -400,9 +411,50 @@ func testInvalidArgs(t *testing.T, d driver.Driver) {
 	if _, err := d.Wait(nil, 0); !errors.Is(err, driver.ErrInvalid) {
 		t.Errorf("Wait(nil): %v, want ErrInvalid", err)
 	}
-	if err := d.Resize(-1); d.Name() == "poll" && err == nil {
-		t.Errorf("poll Resize(-1) succeeded")
+	if err := d.Resize(-1); (d.Name() == "poll" || d.Name() == "select") && err == nil {
+		t.Errorf("%s Resize(-1) succeeded", d.Name())
 	}
+}
+
+// testFDLimit: an fd number above 1024 (FD_SETSIZE). A backend without a
+// limit watches it like any other; a Limiter (select) refuses it at Add with
+// ErrFDRange, instead of writing past its fd_set, and is not disturbed.
+func testFDLimit(t *testing.T, d driver.Driver) {
+	r, w := pipe(t)
+	const want = 1500
+	high, err := unix.FcntlInt(uintptr(r), unix.F_DUPFD_CLOEXEC, want)
+	if err != nil {
+		t.Skipf("cannot dup to fd >= %d (RLIMIT_NOFILE?): %v", want, err)
+	}
+	defer unix.Close(high)
+	if high < want {
+		t.Fatalf("F_DUPFD gave fd %d, want >= %d", high, want)
+	}
+	l, limited := d.(driver.Limiter)
+	if limited && high < l.MaxFD() {
+		t.Fatalf("MaxFD %d: fd %d is not beyond it", l.MaxFD(), high)
+	}
+	err = d.Add(high, driver.None, driver.Readable)
+	if limited {
+		if !errors.Is(err, driver.ErrFDRange) {
+			t.Fatalf("Add(fd %d) with MaxFD %d = %v, want ErrFDRange", high, l.MaxFD(), err)
+		}
+		// Nothing was registered: Del is a no-op, and fds below the limit
+		// still work.
+		must(t, d.Del(high, driver.Readable, driver.Readable))
+		must(t, d.Add(r, driver.None, driver.Readable))
+		write1(t, w)
+		if got := wait(t, d, time.Second); len(got) != 1 || got[r] != driver.Readable {
+			t.Fatalf("after a refused Add: %v, want {%d: r}", got, r)
+		}
+		return
+	}
+	must(t, err)
+	write1(t, w)
+	if got := wait(t, d, time.Second); len(got) != 1 || got[high] != driver.Readable {
+		t.Fatalf("fd %d: %v, want {%d: r}", high, got, high)
+	}
+	must(t, d.Del(high, driver.Readable, driver.Readable))
 }
 
 func testWaitNoAlloc(t *testing.T, d driver.Driver) {
