@@ -5,7 +5,9 @@ thread-per-connection does not, measured.
 For each implementation and each connection count it runs the W5 workload of
 ../shared/bench/ADAPTER.md (every connection a 64 B ping-pong, all at once)
 and records total round trips/s, p99, and the peak thread count and RSS of
-the server and client processes (sampled from /proc every 50 ms).
+the server and client processes (sampled from /proc every 50 ms). The
+picture shows the server's threads and RSS (the process serving N
+connections in every implementation) and names the runs that failed.
 
   bench/conncurve.py --msgr-bench BUILD/bin/msgr-bench [--anchors DIR]
                      [--conns 1,10,100,1000,5000] [--rounds 200000]
@@ -134,8 +136,11 @@ def plot(recs: list[dict], path: str) -> None:
     import matplotlib.pyplot as plt  # type: ignore
 
     impls = list(dict.fromkeys(r["impl"] for r in recs))
+    # Threads and RSS of the server: the process that serves N connections
+    # in every implementation (msgr-bench's W5 client is N messengers, one
+    # per connection, so its footprint is not the model's).
     panels = [("rt_per_s", "round trips/s (total)"), ("p99_us", "p99 round trip (µs)"),
-              ("threads", "threads (server + client, peak)"), ("rss", "RSS MiB (server + client, peak)")]
+              ("threads", "server threads (peak)"), ("rss", "server RSS MiB (peak)")]
     fig, axes = plt.subplots(2, 2, figsize=(12, 8))
     for ax, (key, title) in zip(axes.flat, panels):
         for impl in impls:
@@ -144,9 +149,9 @@ def plot(recs: list[dict], path: str) -> None:
                 if r["impl"] != impl or "error" in r:
                     continue
                 if key == "threads":
-                    v = r["server_threads"] + r["client_threads"]
+                    v = r["server_threads"]
                 elif key == "rss":
-                    v = (r["server_rss_kib"] + r["client_rss_kib"]) / 1024
+                    v = r["server_rss_kib"] / 1024
                 else:
                     v = r.get(key)
                 if v:
@@ -159,6 +164,9 @@ def plot(recs: list[dict], path: str) -> None:
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
     axes.flat[0].legend()
+    failed = [f"{r['impl']} at {r['conns']}: {r['error'][:60]}" for r in recs if "error" in r]
+    if failed:
+        fig.text(0.01, 0.005, "failed: " + "; ".join(failed), fontsize=8)
     fig.suptitle("W5 ping-pong (64 B) by connection count, one run, this machine (2 cores)")
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -172,7 +180,12 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=200000, help="total round trips per run (split over connections, at least 20 each)")
     ap.add_argument("--timeout", type=float, default=180)
     ap.add_argument("--out", default="bench/results/conncurve")
+    ap.add_argument("--replot", action="store_true", help="redraw OUT.png from OUT.jsonl without running")
     a = ap.parse_args()
+    if a.replot:
+        with open(a.out + ".jsonl") as f:
+            plot([json.loads(l) for l in f if l.strip()], a.out + ".png")
+        return 0
     mb = os.path.abspath(a.msgr_bench)
     impls = {
         "msgr async+posix": (f"{mb} server --addr {{addr}} --max-seconds 600 --ms-type async+posix",
