@@ -8,7 +8,7 @@ GOTEST_FLAGS ?= -race -count=1 -timeout 15m
 # Plain `make` builds everything (the Go commands and libmsgr.so).
 .DEFAULT_GOAL := build
 
-.PHONY: help deps build test test-go vet fmt-check demo bench fuzz clean
+.PHONY: help deps build test test-go test-python vet fmt-check demo bench fuzz clean
 
 help:
 	@echo "make demo    run the demo: echo server and client over loopback with a live report"
@@ -19,6 +19,7 @@ help:
 	@echo "make lib     build the C library $(BUILD)/lib/libmsgr.so (C ABI: capi/README.md)"
 	@echo "make install install msgr.h, msgr.hpp, libmsgr.so, msgr.pc, CMake package (PREFIX=/usr/local, DESTDIR)"
 	@echo "make test-c  C API under ASan+UBSan and cgocheck2, and the CMake build + ctest"
+	@echo "make test-python  pip-installs bindings/python (building libmsgr.so) in $(BUILD)/python-venv and runs pytest"
 	@echo "make bench-c the C API against the pure Go messenger on W1-W5 (examples/c/bench_compare.sh)"
 
 deps:
@@ -38,8 +39,13 @@ vet:
 test-go:
 	$(GO) test $(GOTEST_FLAGS) ./...
 
-test: deps build fmt-check vet test-go test-c
+test: deps build fmt-check vet test-go test-c test-python
 	@echo "make test: all passed"
+
+# A venv under $(BUILD) (python3-venv from apt-get if missing), pytest and
+# pyzmq from PyPI, and the package built from source: bindings/python/run-tests.sh.
+test-python: deps
+	BUILD=$(BUILD) bindings/python/run-tests.sh
 
 demo: deps
 	$(GO) run ./cmd/msgr-demo

@@ -1,6 +1,7 @@
 package main
 
 /*
+#include <stdlib.h>
 #include "msgr_impl.h"
 */
 import "C"
@@ -41,6 +42,11 @@ type pullQueue struct {
 	spin time.Duration // how long a receiver polls before it sleeps
 	n    atomic.Int64  // items queued: lets a polling receiver look without the lock
 	done atomic.Bool   // shut or closed, for the same look
+	// word mirrors n and done in C memory (bit 62: done) so that a polling
+	// C thread can watch it without entering Go: a crossing from a foreign
+	// thread needs a P, and busy-polling workers hold them, so polling
+	// through Go made every pull-mode round trip hundreds of µs.
+	word *C.int64_t
 
 	mu        sync.Mutex
 	items     []pullItem
@@ -66,12 +72,43 @@ var (
 	waitFDs = map[int]*pullQueue{} // fd -> queue, while C threads poll it
 )
 
+// wordDone is the done bit of pullQueue.word.
+const wordDone = 1 << 62
+
+// Readiness words are never freed: a C thread may still be polling one
+// when its messenger is destroyed. They go back to this free list and are
+// reused (a stale poller then sees another queue's count: a spurious look,
+// which the pull call that follows answers correctly).
+var (
+	wordMu   sync.Mutex
+	wordFree []*C.int64_t
+)
+
+func newWord() *C.int64_t {
+	wordMu.Lock()
+	defer wordMu.Unlock()
+	if n := len(wordFree); n > 0 {
+		w := wordFree[n-1]
+		wordFree = wordFree[:n-1]
+		return w
+	}
+	return (*C.int64_t)(C.calloc(1, 8))
+}
+
+func (q *pullQueue) wordAdd(d int64) { atomic.AddInt64((*int64)(unsafe.Pointer(q.word)), d) }
+
 func newPullQueue(ms *mentry) (*pullQueue, error) {
 	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		return nil, err
 	}
-	return &pullQueue{ms: ms, fd: fd, spin: max(ms.m.Options().BusyPoll, 0)}, nil
+	w := newWord()
+	if w == nil {
+		unix.Close(fd)
+		return nil, unix.ENOMEM
+	}
+	atomic.StoreInt64((*int64)(unsafe.Pointer(w)), 0)
+	return &pullQueue{ms: ms, fd: fd, word: w, spin: max(ms.m.Options().BusyPoll, 0)}, nil
 }
 
 // signalLocked makes the fd readable if someone may be waiting on it.
@@ -102,6 +139,7 @@ func (q *pullQueue) push(it pullItem) bool {
 	}
 	q.items = append(q.items, it)
 	q.n.Add(1)
+	q.wordAdd(1)
 	q.signalLocked()
 	q.mu.Unlock()
 	return true
@@ -111,7 +149,9 @@ func (q *pullQueue) push(it pullItem) bool {
 func (q *pullQueue) shutdown() {
 	q.mu.Lock()
 	q.shut = true
-	q.done.Store(true)
+	if !q.done.Swap(true) {
+		q.wordAdd(wordDone)
+	}
 	q.signalLocked()
 	q.mu.Unlock()
 }
@@ -126,6 +166,10 @@ func (q *pullQueue) close() {
 	rest := q.items[q.head:]
 	q.items, q.head = nil, 0
 	q.n.Store(0)
+	atomic.StoreInt64((*int64)(unsafe.Pointer(q.word)), wordDone)
+	wordMu.Lock()
+	wordFree = append(wordFree, q.word)
+	wordMu.Unlock()
 	q.closed = true
 	closeNow := q.waiters == 0
 	q.mu.Unlock()
@@ -162,6 +206,7 @@ func (q *pullQueue) take(n int) ([]pullItem, C.int) {
 	clear(q.items[q.head : q.head+k])
 	q.head += k
 	q.n.Add(int64(-k))
+	q.wordAdd(int64(-k))
 	if q.head == len(q.items) {
 		q.items, q.head = q.items[:0], 0
 		if !q.shut {
@@ -183,6 +228,7 @@ func (q *pullQueue) unshift(items []pullItem) {
 	q.items = append(append(make([]pullItem, 0, len(items)+len(rest)), items...), rest...)
 	q.head = 0
 	q.n.Add(int64(len(items)))
+	q.wordAdd(int64(len(items)))
 	q.delivered -= uint64(len(items))
 	q.signalLocked()
 }
@@ -278,18 +324,21 @@ func msgrgo_messenger_event_fd(id C.uint64_t, fd *C.int) (rc C.int) {
 
 // msgrgo_messenger_pull fills up to n events without waiting and returns
 // the count or an error. With nothing queued it returns MSGR_EAGAIN and
-// *spinNs, how long the caller may keep polling; if sleep is set it also
+// *spinNs, how long the caller may keep polling, and *word, a C word it can
+// poll meanwhile without entering Go (non-zero: something to take, or
+// done); if sleep is set it also
 // registers the caller as a sleeper and sets *fd: the caller then polls fd
 // and must call msgrgo_pull_unwait(*fd) afterwards.
 //
 //export msgrgo_messenger_pull
 func msgrgo_messenger_pull(id C.uint64_t, evs *C.msgr_event, n, evSize C.size_t, sleep C.int,
-	fd *C.int, spinNs *C.int64_t) (rc C.int) {
+	fd *C.int, spinNs *C.int64_t, word **C.int64_t) (rc C.int) {
 	defer guard(&rc)
 	q, rc := pullOf(id)
 	if q == nil {
 		return rc
 	}
+	*word = q.word
 	if sleep == 0 && q.n.Load() == 0 && !q.done.Load() {
 		*spinNs = C.int64_t(q.spin) // the common case while polling: no lock
 		return C.MSGR_EAGAIN

@@ -925,8 +925,9 @@ int msgr_messenger_recv(msgr_messenger m, msgr_event *evs, size_t n, size_t ev_s
     for (;;) {
         int fd = -1, wait_ms, rc;
         int64_t spin_ns = 0, now;
+        int64_t *word = NULL;
         struct pollfd pfd;
-        rc = msgrgo_messenger_pull(m.id, evs, n, ev_size, 0, &fd, &spin_ns);
+        rc = msgrgo_messenger_pull(m.id, evs, n, ev_size, 0, &fd, &spin_ns, &word);
         if (rc != MSGR_EAGAIN)
             return rc;
         if (timeout_ms == 0)
@@ -936,19 +937,28 @@ int msgr_messenger_recv(msgr_messenger m, msgr_event *evs, size_t n, size_t ev_s
                               "libmsgr: msgr_messenger_recv may only poll (timeout 0) "
                               "from a callback");
         /* Poll for as long as the workers busy-poll: a message arriving
-         * meanwhile costs no sleep and wake-up on either side. */
+         * meanwhile costs no sleep and wake-up on either side. The poll
+         * watches the queue's readiness word in C memory and enters Go only
+         * when it changes: a call into Go from this (foreign) thread needs
+         * one of the runtime's Ps, which busy-polling workers hold. */
         now = msgrc_now_ns();
-        if (spin_ns > 0) {
+        if (spin_ns > 0 && word != NULL) {
             int64_t spin_end = now + spin_ns;
             if (timeout_ms > 0 && spin_end > deadline)
                 spin_end = deadline;
             while (msgrc_now_ns() < spin_end) {
-                rc = msgrgo_messenger_pull(m.id, evs, n, ev_size, 0, &fd, &spin_ns);
+                if (__atomic_load_n(word, __ATOMIC_ACQUIRE) == 0) {
+#if defined(__x86_64__) || defined(__i386__)
+                    __builtin_ia32_pause();
+#endif
+                    continue;
+                }
+                rc = msgrgo_messenger_pull(m.id, evs, n, ev_size, 0, &fd, &spin_ns, &word);
                 if (rc != MSGR_EAGAIN)
                     return rc;
             }
         }
-        rc = msgrgo_messenger_pull(m.id, evs, n, ev_size, 1, &fd, &spin_ns);
+        rc = msgrgo_messenger_pull(m.id, evs, n, ev_size, 1, &fd, &spin_ns, &word);
         if (rc != MSGR_EAGAIN)
             return rc;
         wait_ms = -1;
@@ -969,7 +979,7 @@ int msgr_messenger_recv(msgr_messenger m, msgr_event *evs, size_t n, size_t ev_s
         if (rc < 0 && errno != EINTR)
             return msgrc_fail(MSGR_EIO, "libmsgr: poll failed");
         if (rc == 0 && timeout_ms > 0 && msgrc_now_ns() >= deadline) {
-            rc = msgrgo_messenger_pull(m.id, evs, n, ev_size, 0, &fd, &spin_ns);
+            rc = msgrgo_messenger_pull(m.id, evs, n, ev_size, 0, &fd, &spin_ns, &word);
             if (rc != MSGR_EAGAIN)
                 return rc;
             return msgrc_fail(MSGR_ETIMEDOUT, "libmsgr: nothing received in time");
