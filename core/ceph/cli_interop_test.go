@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/msgr-dev/msgr/core/internal/leakcheck"
-	"github.com/msgr-dev/msgr/internal/testenv"
 	"github.com/msgr-dev/msgr/core/msg"
 	"github.com/msgr-dev/msgr/core/wire"
+	"github.com/msgr-dev/msgr/internal/testenv"
 )
 
 // The real `ceph` CLI (16.2.15) against MonServer, the engine of

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/msgr-dev/msgr/core/internal/leakcheck"
-	"github.com/msgr-dev/msgr/internal/testenv"
 	"github.com/msgr-dev/msgr/core/msg"
 	"github.com/msgr-dev/msgr/core/protocol"
+	"github.com/msgr-dev/msgr/internal/testenv"
 )
 
 // The messenger (core/conn) does not exist yet: these tests drive a

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/msgr-dev/msgr/internal/testenv"
 	"github.com/msgr-dev/msgr/core/msg"
 	"github.com/msgr-dev/msgr/core/protocol"
 	"github.com/msgr-dev/msgr/core/wire"
+	"github.com/msgr-dev/msgr/internal/testenv"
 )
 
 // Interop tests against a real Ceph 16.2.15 monitor (testenv.StartMon),

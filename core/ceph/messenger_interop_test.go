@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/msgr-dev/msgr/internal/testenv"
 	"github.com/msgr-dev/msgr/core/messenger"
 	"github.com/msgr-dev/msgr/core/msg"
 	"github.com/msgr-dev/msgr/core/protocol"
 	"github.com/msgr-dev/msgr/core/wire"
+	"github.com/msgr-dev/msgr/internal/testenv"
 )
 
 // Interop tests of MonClient (the messenger, end to end) against a real

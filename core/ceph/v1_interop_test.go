@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/msgr-dev/msgr/core/internal/leakcheck"
-	"github.com/msgr-dev/msgr/internal/testenv"
 	"github.com/msgr-dev/msgr/core/msg"
 	"github.com/msgr-dev/msgr/core/wire"
+	"github.com/msgr-dev/msgr/internal/testenv"
 )
 
 // The interop tests again over msgr1: a real 16.2.15 monitor bound to

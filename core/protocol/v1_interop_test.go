@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/msgr-dev/msgr/core/internal/leakcheck"
-	"github.com/msgr-dev/msgr/internal/testenv"
 	"github.com/msgr-dev/msgr/core/msg"
 	"github.com/msgr-dev/msgr/core/wire"
+	"github.com/msgr-dev/msgr/internal/testenv"
 )
 
 // Interop of the V1 client machine with a real Ceph 16.2.15 monitor bound
