@@ -171,13 +171,35 @@ func (q *Queue) CanFastDispatch(m *msg.Message) bool {
 // on the caller's (worker) thread. It reports false if none took it.
 func (q *Queue) FastDispatch(c Conn, m *msg.Message) bool {
 	for _, d := range *q.chain.Load() {
-		if q.safeCan(d, m) {
-			q.call(func() { d.FastDispatch(c, m) })
+		if q.tryFast(d, c, m) {
 			q.fast.Add(1)
 			return true
 		}
 	}
 	return false
+}
+
+// tryFast offers m to d: CanFastDispatch, then FastDispatch if d accepts.
+// One deferred recover covers both calls (this runs once per message): a
+// panic in CanFastDispatch counts as a refusal (the next dispatcher is
+// asked), one in FastDispatch as delivered.
+func (q *Queue) tryFast(d Dispatcher, c Conn, m *msg.Message) (taken bool) {
+	defer func() {
+		if r := recover(); r != nil {
+			q.panics.Add(1)
+			if taken {
+				q.logf("dispatch: dispatcher panicked: %v", r)
+			} else {
+				q.logf("dispatch: CanFastDispatch panicked: %v", r)
+			}
+		}
+	}()
+	if !d.CanFastDispatch(m) {
+		return false
+	}
+	taken = true
+	d.FastDispatch(c, m)
+	return true
 }
 
 func (q *Queue) safeCan(d Dispatcher, m *msg.Message) (ok bool) {

@@ -223,7 +223,7 @@ func (m *Machine) Feed(in []byte) (int, error) {
 		if len(buf) < n {
 			return consumed, nil
 		}
-		f, n, err := wire.DecodeFrame(buf, m.rev, m.cfg.Limits)
+		f, n, err := wire.DecodeFrameWith(buf, &p, m.rev) // p is verified: not twice
 		if err != nil {
 			return consumed, m.doFault(err)
 		}

@@ -214,6 +214,15 @@ func DecodeFrame(buf []byte, rev Rev, lim Limits) (Frame, int, error) {
 	if err != nil {
 		return Frame{}, 0, err
 	}
+	return DecodeFrameWith(buf, &p, rev)
+}
+
+// DecodeFrameWith is DecodeFrame for a reader that has already decoded
+// the frame's preamble: p must be what DecodePreamble returned for this
+// buf. The preamble is not decoded nor its crc computed a second time (a
+// receiver calls DecodePreamble first to learn the frame's size); the
+// segment crcs are verified as by DecodeFrame.
+func DecodeFrameWith(buf []byte, p *Preamble, rev Rev) (Frame, int, error) {
 	total := p.FrameLen(rev)
 	if len(buf) < total {
 		return Frame{}, 0, errf(ErrShort, "%v frame needs %d bytes, have %d", p.Tag, total, len(buf))
