@@ -1,6 +1,7 @@
 package messenger
 
 import (
+	"flag"
 	"fmt"
 	"os"
 	"os/exec"
@@ -36,7 +37,14 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(m.Run())
 	}
+	flag.Parse()
 	code := m.Run()
+	if f := flag.Lookup("test.bench"); f != nil && f.Value.String() != "" {
+		os.Exit(code) // benchmarks measure the default; -ms-type variants are msgr-bench's job
+	}
+	if f := flag.Lookup("test.list"); f != nil && f.Value.String() != "" {
+		os.Exit(code)
+	}
 	only := os.Getenv("MSGR_TEST_VARIANTS") // e.g. "simple/v2,async+posix/v1" narrows a run; "none" skips them
 	for _, v := range variants {
 		name := v.typ + "/" + v.proto
