@@ -368,14 +368,24 @@ func (m *Machine) ack(seq uint64) {
 // (see NewSession). A closed machine still queues into its session, which
 // may live on in the next machine. A server machine has no session before
 // the client's HELLO: a message sent then is released at once.
-func (m *Machine) Send(mm *msg.Message) {
-	if m.sess == nil {
+func (m *Machine) Send(mm *msg.Message) { enqueueOn(m.sess, mm) }
+
+// enqueueOn queues mm on s, or releases it when there is no session yet (a
+// server before the peer identified itself): Send of both machines.
+func enqueueOn(s *Session, mm *msg.Message) {
+	if s == nil {
 		if mm != nil {
 			mm.Release()
 		}
 		return
 	}
-	m.sess.Enqueue(mm)
+	s.Enqueue(mm)
+}
+
+// hasOutput reports whether an open session has something to write: a
+// keepalive, queued messages or an ack owed (Pending of both machines).
+func (s *Session) hasOutput() bool {
+	return s.keepalive || s.queued() > 0 || s.ackPending > 0
 }
 
 // SendKeepalive asks for a KEEPALIVE2 frame (sent once READY).
@@ -390,11 +400,7 @@ func (m *Machine) Pending() bool {
 	if len(m.out) > 0 {
 		return true
 	}
-	if m.state != StateReady {
-		return false
-	}
-	s := m.sess
-	return s.keepalive || s.queued() > 0 || s.ackPending > 0
+	return m.state == StateReady && m.sess.hasOutput()
 }
 
 // AppendOutput appends the bytes to write to dst and returns it: pending

@@ -464,15 +464,7 @@ func (m *V1) ready() {
 
 // Send queues a message on the session (see Machine.Send). The header's
 // src on the wire is cfg.MyType / cfg.MyGID, as Ceph writes its own name.
-func (m *V1) Send(mm *msg.Message) {
-	if m.sess == nil {
-		if mm != nil {
-			mm.Release()
-		}
-		return
-	}
-	m.sess.Enqueue(mm)
-}
+func (m *V1) Send(mm *msg.Message) { enqueueOn(m.sess, mm) }
 
 // SendKeepalive asks for a KEEPALIVE2 (KEEPALIVE if the peer lacks
 // MSGR_KEEPALIVE2) once ready.
@@ -487,11 +479,7 @@ func (m *V1) Pending() bool {
 	if len(m.out) > 0 {
 		return true
 	}
-	if m.st != v1Ready {
-		return false
-	}
-	s := m.sess
-	return s.keepalive || s.queued() > 0 || s.ackPending > 0
+	return m.st == v1Ready && m.sess.hasOutput()
 }
 
 // AppendOutput appends the bytes to write: handshake and control bytes,
