@@ -465,7 +465,7 @@ MSGR_API int msgr_messenger_event_fd(msgr_messenger m, int *fd);
  * The handshake runs in the background (handle_connect / MSGR_EVENT_CONNECT
  * when it is up); messages sent before are queued. If a connection to that
  * peer exists it is returned. *out holds one reference: msgr_conn_put it.
- * MSGR_ESTATE before msgr_messenger_start or after shutdown. */
+ * MSGR_ESTATE before msgr_messenger_start; MSGR_ESHUTDOWN after shutdown. */
 MSGR_API int msgr_messenger_connect(msgr_messenger m, int peer_type,
                                     const char *addrs, msgr_conn *out);
 
@@ -660,12 +660,15 @@ MSGR_API int msgr_msg_get_segment(const msgr_msg *m, int seg,
 /* Observability                                                             */
 /* ------------------------------------------------------------------------ */
 
-/* The messenger's counters as a JSON object, Ceph perf-dump style:
- * {"msgr": {"msgs_sent": ..., "msgs_recv": ..., "bytes_sent": ...,
- *  "bytes_recv": ..., "connections_created": ..., "connections_active": ...,
- *  "reconnects": ..., "faults": ..., "dispatch_queue_len": ...,
- *  "dispatch_time_ns": ...}, "workers": [{...}, ...], "capi": {...}}.
- * *json is allocated by the library: free it with msgr_free. */
+/* The messenger's counters as a JSON object, Ceph perf-dump style, with
+ * Ceph's AsyncMessenger counter names:
+ * {"msgr": {"msgr_send_messages": ..., "msgr_recv_messages": ...,
+ *  "msgr_send_bytes": ..., "msgr_recv_bytes": ..., "msgr_connections": ...,
+ *  "msgr_active_connections": ..., "msgr_reconnects": ..., "msgr_faults": ...,
+ *  "msgr_protocol_errors": ..., "msgr_dispatch_queue_len": ...,
+ *  "msgr_throttle_stalls": ..., ...}, "capi": {"sends": ..., ...}}.
+ * Keys may be added; none is removed within a major version. *json is
+ * allocated by the library: free it with msgr_free. */
 MSGR_API int msgr_messenger_perf_dump(msgr_messenger m, char **json);
 
 /* Objects alive in this process, for leak checks in tests. Set size. */
