@@ -24,12 +24,21 @@ def test_loaded_and_version():
     assert os.path.exists(msgr.library_path)
 
 
-@pytest.mark.skipif(not os.environ.get("MSGR_TEST_EXPECT_BUNDLED"), reason="set by run-tests.sh (package installed by pip)")
-def test_library_is_the_bundled_one():
-    # pip install built the library into the package: that is what loads.
+def test_loader_prefers_the_bundled_library():
+    # The loader's order: the copy inside the package, then $MSGR_LIBRARY,
+    # then the system path. Whatever the environment, the copy in the
+    # package wins when there is one.
     pkg = os.path.dirname(os.path.abspath(msgr.__file__))
-    assert os.path.dirname(os.path.abspath(msgr.library_path)) == pkg
-    assert "site-packages" in pkg or "dist-packages" in pkg, f"msgr imported from {pkg}, not the installed package"
+    loaded = os.path.dirname(os.path.abspath(msgr.library_path))
+    bundled = [f for f in os.listdir(pkg) if f.startswith("libmsgr.so")]
+    if bundled:
+        assert loaded == pkg, f"{msgr.library_path} loaded although the package carries {bundled}"
+    else:
+        assert loaded != pkg
+    if os.environ.get("MSGR_TEST_EXPECT_BUNDLED"):
+        # run-tests.sh: pip built the library into the installed package.
+        assert bundled, f"no library inside {pkg}"
+        assert "site-packages" in pkg or "dist-packages" in pkg, f"msgr imported from {pkg}, not the installed package"
 
 
 def header_functions():
