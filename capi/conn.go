@@ -9,11 +9,13 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 	"weak"
 
 	"github.com/msgr-dev/msgr/core/conn"
 	"github.com/msgr-dev/msgr/core/dispatch"
+	"github.com/msgr-dev/msgr/core/msg"
 )
 
 // centry is the Go side of one msgr_conn handle: one per connection, kept
@@ -217,14 +219,45 @@ func msgrgo_conn_send_copy(id C.uint64_t, msgs *C.msgr_outmsg, n, size C.size_t,
 	sent := 0
 	defer func() { e.ms.countSend(true, sent) }()
 	base := unsafe.Pointer(msgs)
-	for i := 0; i < int(n); i++ {
-		m := goMessageCopy((*C.msgr_outmsg)(unsafe.Add(base, uintptr(i)*uintptr(size))))
-		if err := c.Send(m); err != nil {
-			m.Release() // back to the pool; nothing of the caller's is held
+	// In chunks: one free-list lock and one connection lock per chunk.
+	var sm [64]*sendMsg
+	var gm [64]*msg.Message
+	for sent < int(n) {
+		k := min(int(n)-sent, len(sm))
+		getSendMsgs(sm[:k])
+		for i := 0; i < k; i++ {
+			o := (*C.msgr_outmsg)(unsafe.Add(base, uintptr(sent+i)*uintptr(size)))
+			gm[i] = goMessageCopy(o, sm[i])
+		}
+		q, err := c.SendMany(gm[:k])
+		sent += q
+		*took = C.size_t(sent)
+		for i := q; i < k; i++ {
+			gm[i].Release() // back to the free list; nothing of the caller's is held
+		}
+		clear(gm[:k])
+		clear(sm[:k])
+		if err != nil {
 			return failErr(err)
 		}
-		sent++
-		*took = C.size_t(sent)
+	}
+	return 0
+}
+
+//export msgrgo_conn_wait_held
+func msgrgo_conn_wait_held(id C.uint64_t, max C.uint64_t, timeoutMS C.int) (rc C.int) {
+	defer guard(&rc)
+	_, c, rc := connOf(id)
+	if c == nil {
+		return rc
+	}
+	limit := int(min(uint64(max), 1<<62))
+	t := time.Duration(timeoutMS) * time.Millisecond
+	if timeoutMS < 0 {
+		t = -1
+	}
+	if err := c.WaitHeld(limit, t); err != nil {
+		return failErr(err)
 	}
 	return 0
 }
@@ -282,6 +315,7 @@ func msgrgo_conn_get_info(id C.uint64_t, info *C.msgr_conn_info) (rc C.int) {
 	info.bytes_sent = C.uint64_t(st.BytesOut)
 	info.bytes_recv = C.uint64_t(st.BytesIn)
 	info.queued = C.uint64_t(max(st.Queued, 0))
+	info.unacked = C.uint64_t(max(st.Unacked, 0))
 	return 0
 }
 

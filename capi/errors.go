@@ -49,8 +49,10 @@ func errCode(err error) C.int {
 		return C.MSGR_ENOTCONN
 	case errors.Is(err, msg.ErrBadAddr):
 		return C.MSGR_EINVAL
+	case errors.Is(err, conn.ErrWaitOnLoop):
+		return C.MSGR_EDEADLK
 	case errors.Is(err, conn.ErrReadyTimeout), errors.Is(err, conn.ErrIdleTimeout),
-		errors.Is(err, syscall.ETIMEDOUT):
+		errors.Is(err, conn.ErrWaitTimeout), errors.Is(err, syscall.ETIMEDOUT):
 		return C.MSGR_ETIMEDOUT
 	case errors.Is(err, syscall.EADDRINUSE), errors.Is(err, syscall.EADDRNOTAVAIL):
 		return C.MSGR_EADDRINUSE

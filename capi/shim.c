@@ -39,7 +39,8 @@ _Static_assert(sizeof(msgr_messenger_config) == 56, "msgr_messenger_config chang
 _Static_assert(sizeof(msgr_policy) == 40, "msgr_policy changed size");
 _Static_assert(sizeof(msgr_dispatcher_ops) == 80, "msgr_dispatcher_ops changed size");
 _Static_assert(sizeof(msgr_event) == 32, "msgr_event changed size");
-_Static_assert(sizeof(msgr_conn_info) == 72, "msgr_conn_info changed size");
+_Static_assert(offsetof(msgr_conn_info, unacked) == 72, "0.1.0's msgr_conn_info changed");
+_Static_assert(sizeof(msgr_conn_info) == 80, "msgr_conn_info changed size");
 _Static_assert(sizeof(msgr_msg_header) == 64, "msgr_msg_header changed size");
 _Static_assert(sizeof(msgr_live_counts) == 40, "msgr_live_counts changed size");
 _Static_assert(sizeof(msgr_outmsg) == 64, "msgr_outmsg changed size");
@@ -1099,6 +1100,13 @@ int msgr_conn_send_many(msgr_conn c, msgr_msg *const *msgs, size_t n, size_t *se
     return rc;
 }
 
+int msgr_conn_wait_held(msgr_conn c, uint64_t max_held, int timeout_ms) {
+    MSGRC_GO_ENTRY();
+    if (msgrc_cb_depth > 0)
+        return msgrc_fail(MSGR_EDEADLK, "libmsgr: msgr_conn_wait_held from a callback");
+    return msgrgo_conn_wait_held(c.id, max_held, timeout_ms);
+}
+
 #define MSGRC_OUTMSG_V0 sizeof(msgr_outmsg)
 
 int msgr_conn_send_copy(msgr_conn c, const msgr_outmsg *msgs, size_t n, size_t outmsg_size,
@@ -1146,7 +1154,8 @@ int msgr_conn_mark_down(msgr_conn c) {
     return msgrgo_conn_op(c.id, 1);
 }
 
-#define MSGRC_CONN_INFO_V0 sizeof(msgr_conn_info)
+/* 0.1.0's msgr_conn_info ended at queued. */
+#define MSGRC_CONN_INFO_V0 offsetof(msgr_conn_info, unacked)
 
 int msgr_conn_get_info(msgr_conn c, msgr_conn_info *info) {
     int rc;
@@ -1161,7 +1170,8 @@ int msgr_conn_get_info(msgr_conn c, msgr_conn_info *info) {
     if (rc != 0)
         return rc;
     local.size = info->size;
-    memcpy(info, &local, sizeof local);
+    /* An older caller's struct is smaller: write only what its size covers. */
+    memcpy(info, &local, info->size < sizeof local ? info->size : sizeof local);
     return 0;
 }
 

@@ -517,6 +517,16 @@ typedef struct msgr_outmsg {
  * MSGR_EMSGSIZE are checked for every message before any is queued). */
 MSGR_API int msgr_conn_send_copy(msgr_conn c, const msgr_outmsg *msgs, size_t n,
                                  size_t outmsg_size, size_t *sent);
+/* Flow control (since 0.2.0): blocks the calling thread until the
+ * connection holds at most max_held messages for the peer (queued, plus on
+ * lossless sessions written but not yet acknowledged: msgr_conn_info's
+ * queued + unacked), without polling: the worker wakes the caller. A sender
+ * that calls this when it is over its window keeps the library's memory
+ * bounded (msgr_conn_send never blocks). timeout_ms < 0 waits for ever,
+ * 0 only checks. Returns 0, MSGR_ETIMEDOUT, MSGR_ENOTCONN (closed
+ * meanwhile), MSGR_EBADF, or MSGR_EDEADLK from a callback (the thread that
+ * would drain the queue is the caller). Any thread but callbacks. */
+MSGR_API int msgr_conn_wait_held(msgr_conn c, uint64_t max_held, int timeout_ms);
 /* Sends a KEEPALIVE2. */
 MSGR_API int msgr_conn_send_keepalive(msgr_conn c);
 /* Closes the connection and drops its queues without a reset event (Ceph
@@ -551,6 +561,11 @@ typedef struct msgr_conn_info {
     uint64_t queued;        /* messages waiting to be written: an application
                                that sends faster than the peer reads keeps
                                this bounded (msgr_conn_send never blocks) */
+    /* Since 0.2.0 (a caller whose size ends before a field gets nothing
+     * written there): */
+    uint64_t unacked;       /* lossless: messages written and kept until the
+                               peer acknowledges them; a sender bounding its
+                               memory bounds queued + unacked */
 } msgr_conn_info;
 /* Fills *info (the fields its size covers). */
 MSGR_API int msgr_conn_get_info(msgr_conn c, msgr_conn_info *info);

@@ -56,6 +56,7 @@ static void check_conn_calls(msgr_conn c, int want) {
         CHECK(sent == 0);
     }
     CHECK_RC(msgr_conn_send_keepalive(c), want);
+    CHECK_RC(msgr_conn_wait_held(c, 0, 0), want);
     CHECK_RC(msgr_conn_mark_down(c), want);
     CHECK_RC(msgr_conn_get_info(c, &info), want);
     CHECK_RC(msgr_conn_peer_addr(c, buf, sizeof buf), want);
@@ -264,6 +265,7 @@ int main(void) {
         memset(&one, 0, sizeof one);
         CHECK_RC(msgr_conn_send_copy(c, &one, 1, sizeof one, NULL), MSGR_ENOTCONN);
     }
+    CHECK_RC(msgr_conn_wait_held(c, 0, 100), MSGR_ENOTCONN);
     msg = make_msg(1, "x", 1);
     CHECK_RC(msgr_conn_send(c, msg), MSGR_ENOTCONN);
     OK(msgr_msg_put(msg)); /* a failed send leaves it ours */

@@ -60,6 +60,7 @@ static void srv_fast(void *user, msgr_conn c, msgr_msg *m) {
         /* Calls that would wait for this very thread refuse. */
         CHECK_RC(msgr_messenger_destroy(srv), MSGR_EDEADLK);
         CHECK_RC(msgr_messenger_wait(srv), MSGR_EDEADLK);
+        CHECK_RC(msgr_conn_wait_held(c, 0, 0), MSGR_EDEADLK);
         srv_deadlk_checked = 1;
     }
     /* handle_accept sets priv on the dispatch thread; a fast message may
@@ -311,7 +312,10 @@ int main(void) {
     /* Per-connection counters: everything sent so far was written. */
     CHECK(info.msgs_sent >= N + 2 && info.msgs_recv >= N + 2);
     CHECK(info.bytes_sent > ZC_LEN && info.bytes_recv > ZC_LEN);
-    CHECK(info.queued == 0);
+    CHECK(info.queued == 0 && info.unacked == 0); /* lossy: nothing kept */
+    OK(msgr_conn_wait_held(c, 0, 0));
+    OK(msgr_conn_wait_held(c, 0, -1));
+    OK(msgr_conn_wait_held(c, UINT64_MAX, 1000));
     OK(msgr_conn_peer_name(c, buf, sizeof buf));
     CHECK(strcmp(buf, "osd.5") == 0);
     OK(msgr_conn_peer_addr(c, buf, sizeof buf));

@@ -262,6 +262,8 @@ type Connection struct {
 	// is exact and needs no locked instruction), read by anyone.
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
 	queued                             atomic.Int64 // session out queue length after the last write
+	unacked                            atomic.Int64 // lossless: written, not yet acknowledged
+	hw                                 heldWait     // senders waiting for queued+unacked to drop
 
 	// Staging for Send (any goroutine), guarded by outMu.
 	outMu     sync.Mutex
@@ -339,6 +341,7 @@ func newConn(cfg *Config) *Connection {
 	c.ev = &events{c}
 	c.resumeFn = c.onResume
 	c.refs.Store(1)
+	c.hw.below.Store(-1)
 	if cfg.InjectSocketFailures > 0 || cfg.InjectDelay != nil {
 		seed := uint64(cfg.InjectSeed)
 		// Streams differ per connection and per messenger (nonce), and
@@ -525,6 +528,10 @@ type Stats struct {
 	// Queued is the number of messages waiting to be written (staged by
 	// Send plus the session's out queue as of the last write).
 	Queued int
+	// Unacked (lossless sessions) is the number of messages written and
+	// kept until the peer acknowledges them, as of the last write or ack.
+	// A sender bounding its memory bounds Queued + Unacked.
+	Unacked int
 }
 
 // Stats returns the connection's counters. Any goroutine.
@@ -535,7 +542,7 @@ func (c *Connection) Stats() Stats {
 	return Stats{
 		MsgsIn: c.msgsIn.Load(), MsgsOut: c.msgsOut.Load(),
 		BytesIn: c.bytesIn.Load(), BytesOut: c.bytesOut.Load(),
-		Queued: st + int(c.queued.Load()),
+		Queued: st + int(c.queued.Load()), Unacked: int(c.unacked.Load()),
 	}
 }
 
@@ -567,6 +574,41 @@ func (c *Connection) Send(m *msg.Message) error {
 		return ErrClosed
 	}
 	c.staged = append(c.staged, m)
+	c.kickUnlock()
+	return nil
+}
+
+// SendMany is Send of every message of ms in order, with one lock round
+// for all (a C sender's batch). It returns how many were queued: all, or
+// fewer with the error, and the caller keeps ms[n:]. Any goroutine.
+func (c *Connection) SendMany(ms []*msg.Message) (int, error) {
+	for _, m := range ms {
+		if m == nil {
+			return 0, errors.New("conn: SendMany with a nil message")
+		}
+	}
+	if c.local {
+		for i, m := range ms {
+			if err := c.sendLocal(m); err != nil {
+				return i, err
+			}
+		}
+		return len(ms), nil
+	}
+	c.outMu.Lock()
+	if c.outClosed {
+		c.outMu.Unlock()
+		return 0, ErrClosed
+	}
+	c.staged = append(c.staged, ms...)
+	c.kickUnlock()
+	return len(ms), nil
+}
+
+// kickUnlock ends a Send: unless the loop will look at the staged
+// messages anyway (armed), it submits a write event to the connection's
+// worker. outMu held; it unlocks it.
+func (c *Connection) kickUnlock() {
 	var w *stack.Worker
 	var fn func()
 	if !c.armed && c.submitW != nil {
@@ -578,7 +620,6 @@ func (c *Connection) Send(m *msg.Message) error {
 	if fn != nil {
 		c.submitWrite(w, fn)
 	}
-	return nil
 }
 
 // SendKeepalive sends a KEEPALIVE2 (dispatch.Conn); the peer's ack shows
@@ -593,17 +634,7 @@ func (c *Connection) SendKeepalive() error {
 		return ErrClosed
 	}
 	c.stagedKA = true
-	var w *stack.Worker
-	var fn func()
-	if !c.armed && c.submitW != nil {
-		c.armed = true
-		w = c.submitW
-		fn = c.writeFnFor(w)
-	}
-	c.outMu.Unlock()
-	if fn != nil {
-		c.submitWrite(w, fn)
-	}
+	c.kickUnlock()
 	return nil
 }
 

@@ -519,6 +519,8 @@ func (c *Connection) flush() {
 					add(&c.msgsOut, si.OutSeq-before)
 				}
 				c.queued.Store(int64(si.Queued))
+				c.unacked.Store(int64(si.Unacked))
+				c.noteHeld()
 			}
 			if len(c.wrefs) > 0 {
 				c.buildVec()
@@ -752,6 +754,8 @@ func (c *Connection) stopLocked(reset bool) {
 		c.sess.Discard()
 	}
 	c.queued.Store(0)
+	c.unacked.Store(0)
+	c.wakeHeld() // waiters see the connection closed
 	for _, d := range c.delayQ {
 		d.m.Release()
 		c.budget.Release(d.cost)

@@ -72,7 +72,12 @@ func (e *events) Message(m *msg.Message) {
 	c.deliver(m, cost, false)
 }
 
-func (e *events) Acked(uint64) {}
+func (e *events) Acked(uint64) {
+	if s := e.c.sess; s != nil {
+		e.c.unacked.Store(int64(s.Info().Unacked))
+		e.c.noteHeld()
+	}
+}
 
 func (e *events) RemoteReset() {
 	c := e.c

@@ -939,3 +939,97 @@ func TestLifecycleEdges(t *testing.T) {
 		t.Fatal("Wait did not return after a Shutdown from a loop")
 	}
 }
+
+// WaitHeld blocks a sender while the peer holds the connection back, wakes
+// it once the queue drains, and fails clearly on a timeout, on a worker
+// loop, and on a closed connection.
+func TestWaitHeld(t *testing.T) {
+	defer leakcheck.Take().Check(t)
+	o := testOpts(t)
+	o.DispatchThrottleBytes = 64 << 10
+	sr := newRec(false)
+	g := gate{sr, make(chan struct{})}
+	srv := newServer(t, o, 1, g)
+	srv.SetPolicy(msg.EntityClient, msg.StatefulServer(0))
+	loopErr := make(chan error, 1)
+	cli := newClient(t, o, 1, fastFunc(func(c dispatch.Conn, m *msg.Message) {
+		// A fast dispatch runs on the worker loop that drains the queue.
+		select {
+		case loopErr <- c.(*conn.Connection).WaitHeld(0, time.Second):
+		default:
+		}
+		m.Release()
+	}))
+	cli.SetPolicy(msg.EntityOSD, msg.LosslessClient(0))
+	defer shutdown(t, cli, srv)
+	c, _ := cli.ConnectTo(msg.EntityOSD, srv.Addrs())
+	const n, size = 400, 4096
+	for i := uint64(0); i < n; i++ {
+		if err := c.Send(numbered(i, size-8)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The server stops reading at its budget, so the client keeps most.
+	if err := c.WaitHeld(0, 100*time.Millisecond); !errors.Is(err, conn.ErrWaitTimeout) {
+		t.Fatalf("WaitHeld with the peer stalled: %v, want ErrWaitTimeout", err)
+	}
+	if err := c.WaitHeld(0, 0); !errors.Is(err, conn.ErrWaitTimeout) {
+		t.Fatalf("WaitHeld(0, 0) with messages held: %v", err)
+	}
+	if st := c.Stats(); st.Queued+st.Unacked == 0 {
+		t.Fatalf("nothing held while the peer is stalled: %+v", st)
+	}
+	if err := c.WaitHeld(n, 0); err != nil {
+		t.Fatalf("WaitHeld(n) holding at most n: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.WaitHeld(0, 10*time.Second) }()
+	time.Sleep(20 * time.Millisecond)
+	close(g.open)
+	if err := <-done; err != nil {
+		t.Fatalf("WaitHeld after the peer resumed: %v", err)
+	}
+	if st := c.Stats(); st.Queued+st.Unacked != 0 {
+		t.Fatalf("WaitHeld returned holding %+v", st)
+	}
+	sr.waitFor(t, "every message", 10*time.Second, func() bool { return len(sr.msgs) == n })
+
+	// From the worker loop: refused, not a deadlock.
+	sr.mu.Lock()
+	var sc dispatch.Conn
+	for _, x := range sr.conns {
+		sc = x
+	}
+	sr.mu.Unlock()
+	if sc == nil {
+		t.Fatal("server has no connection to the client")
+	}
+	if err := sc.Send(numbered(0, 8)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-loopErr:
+		if !errors.Is(err, conn.ErrWaitOnLoop) {
+			t.Fatalf("WaitHeld on a loop: %v, want ErrWaitOnLoop", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no message reached the client's fast dispatch")
+	}
+
+	c.MarkDown()
+	if err := c.WaitHeld(0, time.Second); !errors.Is(err, conn.ErrClosed) {
+		t.Fatalf("WaitHeld after MarkDown: %v, want ErrClosed", err)
+	}
+}
+
+// fastFunc is a dispatcher that fast-dispatches every message to itself.
+type fastFunc func(dispatch.Conn, *msg.Message)
+
+func (fastFunc) Dispatch(dispatch.Conn, *msg.Message) bool      { return false }
+func (fastFunc) CanFastDispatch(*msg.Message) bool              { return true }
+func (f fastFunc) FastDispatch(c dispatch.Conn, m *msg.Message) { f(c, m) }
+func (fastFunc) HandleConnect(dispatch.Conn)                    {}
+func (fastFunc) HandleAccept(dispatch.Conn)                     {}
+func (fastFunc) HandleReset(dispatch.Conn) bool                 { return false }
+func (fastFunc) HandleRemoteReset(dispatch.Conn)                {}
+func (fastFunc) HandleRefused(dispatch.Conn) bool               { return false }

@@ -534,17 +534,19 @@ static int client(int argc, char **argv) {
             msgr_msg *msgs[64];
             long k, b = n - sent < batch ? n - sent : batch;
             size_t took = 0;
-            /* The window (cmd/msgr-bench's): messages not yet written, and
-             * zero-copy bytes the library still references. */
+            /* The window (cmd/msgr-bench's): messages the library still
+             * holds (not yet written, or written and not yet acknowledged:
+             * lossless sessions keep them), and zero-copy bytes it still
+             * references. */
             TRY("info", msgr_conn_get_info(c, &info));
-            if ((long)info.queued >= window || atomic_load(&inflight_bytes) >= WINDOW_BYTES) {
-                /* Full: let it drain to half before sending on, so the
-                 * sender sleeps once per half window, not once per message. */
-                for (;;) {
-                    usleep(100);
-                    TRY("info", msgr_conn_get_info(c, &info));
-                    if ((long)info.queued <= window / 2 && atomic_load(&inflight_bytes) <= WINDOW_BYTES / 2)
-                        break;
+            if ((long)(info.queued + info.unacked) >= window || atomic_load(&inflight_bytes) >= WINDOW_BYTES) {
+                /* Full: sleep until it drains to half (the worker wakes
+                 * us), so the sender sleeps once per half window. */
+                int rc = msgr_conn_wait_held(c, (uint64_t)(window / 2), 10000);
+                if (rc != 0)
+                    die("wait_held", rc);
+                while (atomic_load(&inflight_bytes) > WINDOW_BYTES / 2) {
+                    usleep(50); /* zero-copy bytes: freed by data_free */
                     if (now_ns() > deadline) {
                         fprintf(stderr, "msgr_bench: stalled at %ld sent\n", sent);
                         return 1;
