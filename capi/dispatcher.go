@@ -7,6 +7,7 @@ import "C"
 
 import (
 	"runtime"
+	"sync"
 	"sync/atomic"
 
 	"github.com/msgr-dev/msgr/core/dispatch"
@@ -128,6 +129,50 @@ func (x *cDispatcher) FastDispatch(c dispatch.Conn, m *msg.Message) {
 	x.lastYes.CompareAndSwap(m, nil)
 	x.callMsg(1, c, m)
 	m.Release()
+}
+
+// rxChunk is how many messages one crossing into C carries.
+const rxChunk = 64
+
+// rxPool holds the descriptor arrays FastDispatchBatch fills (Go memory
+// without Go pointers, so C may read it during the call).
+var rxPool = sync.Pool{New: func() any { return new([rxChunk]C.struct_msgrc_rx) }}
+
+// FastDispatchBatch (dispatch.BatchDispatcher): one read's messages go to
+// C in one crossing per rxChunk, where a loop calls fast_dispatch for each
+// (measured: one crossing per message cost the C server ~14% of W2).
+func (x *cDispatcher) FastDispatchBatch(c dispatch.Conn, ms []*msg.Message) {
+	cid, priv := x.ms.connID(c)
+	rx := rxPool.Get().(*[rxChunk]C.struct_msgrc_rx)
+	for len(ms) > 0 {
+		k := min(len(ms), rxChunk)
+		for i, m := range ms[:k] {
+			if !x.fastAll {
+				x.lastYes.CompareAndSwap(m, nil)
+			}
+			r := &rx[i]
+			r.seq = C.uint64_t(m.Seq)
+			r.tid = C.uint64_t(m.Tid)
+			r.src_num = C.int64_t(m.Src.Num)
+			r.packed = C.uint64_t(uint64(m.Type) | uint64(m.Priority)<<16 | uint64(m.Version)<<32 | uint64(m.CompatVersion)<<48)
+			r.packed2 = C.uint64_t(uint64(m.Src.Type) | uint64(m.Flags)<<8 | uint64(m.DataOff)<<16)
+			r.seg[0], r.len[0] = bytesAddr(m.Front), C.size_t(len(m.Front))
+			r.seg[1], r.len[1] = bytesAddr(m.Middle), C.size_t(len(m.Middle))
+			r.seg[2], r.len[2] = bytesAddr(m.Data), C.size_t(len(m.Data))
+		}
+		C.msgrc_call_fast_batch(x.d, C.uint64_t(cid), C.uintptr_t(priv), &rx[0], C.size_t(k))
+		// The segments were Go memory lent for the call: release after.
+		for i, m := range ms[:k] {
+			m.Release()
+			rx[i] = C.struct_msgrc_rx{}
+		}
+		ms = ms[k:]
+		if len(ms) > 0 {
+			// A callback may have set priv: the next chunk starts from it.
+			cid, priv = x.ms.connID(c)
+		}
+	}
+	rxPool.Put(rx)
 }
 
 func (x *cDispatcher) HandleConnect(c dispatch.Conn) { x.callEvent(C.MSGR_EVENT_CONNECT, c) }

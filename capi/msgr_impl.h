@@ -105,6 +105,20 @@ int msgrc_call_msg(struct msgrc_dispatcher *d, int kind, uint64_t conn, uintptr_
                    uint64_t packed, uint64_t packed2, uintptr_t front,
                    size_t front_len, uintptr_t middle, size_t middle_len,
                    uintptr_t data, size_t data_len);
+/* One received message of a batch for fast_dispatch: the arguments of
+ * msgrc_call_msg, in Go memory that holds no Go pointers (the segment
+ * addresses are integers, valid for the call). */
+struct msgrc_rx {
+    uint64_t seq, tid;
+    int64_t src_num;
+    uint64_t packed, packed2;
+    uintptr_t seg[3];
+    size_t len[3];
+};
+/* fast_dispatch of rx[0..n), in order, all from connection conn: one
+ * crossing from Go for a whole read's messages. */
+void msgrc_call_fast_batch(struct msgrc_dispatcher *d, uint64_t conn, uintptr_t priv,
+                           const struct msgrc_rx *rx, size_t n);
 /* ev: MSGR_EVENT_CONNECT..REFUSED. Returns the callback's answer (0/1). */
 int msgrc_call_event(struct msgrc_dispatcher *d, int ev, uint64_t conn, uintptr_t priv);
 void msgrc_call_release(struct msgrc_dispatcher *d);

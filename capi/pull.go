@@ -247,6 +247,27 @@ func (q *pullQueue) FastDispatch(c dispatch.Conn, m *msg.Message) {
 		m.Release()
 	}
 }
+
+// FastDispatchBatch (dispatch.BatchDispatcher): a read's messages go in
+// under one lock, one count update and at most one wake-up.
+func (q *pullQueue) FastDispatchBatch(c dispatch.Conn, ms []*msg.Message) {
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		for _, m := range ms {
+			m.Release()
+		}
+		return
+	}
+	for _, m := range ms {
+		q.items = append(q.items, pullItem{kind: C.MSGR_EVENT_MESSAGE, conn: c, m: m})
+	}
+	q.n.Add(int64(len(ms)))
+	q.wordAdd(int64(len(ms)))
+	q.signalLocked()
+	q.mu.Unlock()
+}
+
 func (q *pullQueue) HandleConnect(c dispatch.Conn) {
 	q.push(pullItem{kind: C.MSGR_EVENT_CONNECT, conn: c})
 }

@@ -76,18 +76,29 @@ static void msgrc_atfork_child(void) { msgrc_forked = 1; }
 #define MSGRC_CACHE 64
 #endif
 #if MSGRC_CACHE > 0
-static __thread struct msgr_msg *msgrc_cache[MSGRC_CACHE];
-static __thread int msgrc_ncache;
-static __thread int msgrc_cache_keyed;
+struct msgrc_cache {
+    int n;
+    struct msgr_msg *m[MSGRC_CACHE];
+};
+/* One pointer of initial-exec TLS, so reaching the cache costs no
+ * __tls_get_addr call (the cache itself would be too large for the static
+ * TLS a dlopen'ed library may take); allocated on first use. */
+static MSGRC_TLS struct msgrc_cache *msgrc_tc;
 #endif
 static pthread_key_t msgrc_cache_key;
 
 /* Thread exit: free the thread's cached structs. */
-static void msgrc_cache_flush(void *unused) {
-    (void)unused;
+static void msgrc_cache_flush(void *p) {
 #if MSGRC_CACHE > 0
-    while (msgrc_ncache > 0)
-        free(msgrc_cache[--msgrc_ncache]);
+    struct msgrc_cache *tc = (struct msgrc_cache *)p;
+    if (tc == NULL)
+        return;
+    while (tc->n > 0)
+        free(tc->m[--tc->n]);
+    free(tc);
+    msgrc_tc = NULL;
+#else
+    (void)p;
 #endif
 }
 
@@ -252,8 +263,9 @@ static void msgrc_msg_init(struct msgr_msg *m, uint16_t type) {
 static struct msgr_msg *msgrc_msg_new(size_t extra) {
     struct msgr_msg *m;
 #if MSGRC_CACHE > 0
-    if (extra == 0 && msgrc_ncache > 0)
-        m = msgrc_cache[--msgrc_ncache];
+    struct msgrc_cache *tc = msgrc_tc;
+    if (extra == 0 && tc != NULL && tc->n > 0)
+        m = tc->m[--tc->n];
     else
 #endif
         m = (struct msgr_msg *)malloc(sizeof(struct msgr_msg) + extra);
@@ -265,13 +277,19 @@ static struct msgr_msg *msgrc_msg_new(size_t extra) {
 static void msgrc_msg_mem_free(struct msgr_msg *m, int plain) {
     __atomic_sub_fetch(&msgrc_msgs_live, 1, __ATOMIC_RELAXED);
 #if MSGRC_CACHE > 0
-    if (plain && msgrc_ncache < MSGRC_CACHE) {
-        if (!msgrc_cache_keyed) { /* so the cache is freed at thread exit */
-            pthread_setspecific(msgrc_cache_key, (void *)1);
-            msgrc_cache_keyed = 1;
+    if (plain) {
+        struct msgrc_cache *tc = msgrc_tc;
+        if (tc == NULL) {
+            tc = (struct msgrc_cache *)calloc(1, sizeof *tc);
+            if (tc != NULL) { /* freed at thread exit by the key's destructor */
+                pthread_setspecific(msgrc_cache_key, tc);
+                msgrc_tc = tc;
+            }
         }
-        msgrc_cache[msgrc_ncache++] = m;
-        return;
+        if (tc != NULL && tc->n < MSGRC_CACHE) {
+            tc->m[tc->n++] = m;
+            return;
+        }
     }
 #endif
     (void)plain;
@@ -599,27 +617,15 @@ void msgrc_msg_new_rx_batch(size_t n, const size_t *sizes, struct msgr_msg **out
 
 /* ---- trampolines ------------------------------------------------------- */
 
-int msgrc_call_msg(struct msgrc_dispatcher *d, int kind, uint64_t conn, uintptr_t priv,
-                   uint64_t seq, uint64_t tid, int64_t src_num,
-                   uint64_t packed, uint64_t packed2, uintptr_t front,
-                   size_t front_len, uintptr_t middle, size_t middle_len,
-                   uintptr_t data, size_t data_len) {
-    struct msgr_msg onstack;
-    struct msgr_msg *m;
-    msgr_conn c;
-    int r = 0;
-    uint64_t saved_conn = msgrc_cb_conn;
-    void *saved_priv = msgrc_cb_priv;
-    if (kind == 0) {
-        m = &onstack;
-    } else {
-        m = msgrc_msg_new(0);
-        if (m == NULL)
-            return 0; /* cannot lend it: the message is dropped as unclaimed */
-    }
+/* Fills m as a message lent by Go (segments in Go memory, valid for the
+ * callback only; msgr_msg_ref copies them out). */
+static void msgrc_lend(struct msgr_msg *m, int on_stack, uint64_t seq, uint64_t tid,
+                       int64_t src_num, uint64_t packed, uint64_t packed2,
+                       uintptr_t front, size_t front_len, uintptr_t middle,
+                       size_t middle_len, uintptr_t data, size_t data_len) {
     m->magic = MSGRC_MSG_MAGIC;
     m->refs = 1;
-    m->flags = MSGRC_F_BORROWED | (kind == 0 ? MSGRC_F_STACK : 0);
+    m->flags = MSGRC_F_BORROWED | (on_stack ? MSGRC_F_STACK : 0);
     m->lock = 0;
     m->type = (uint16_t)packed;
     m->priority = (uint16_t)(packed >> 16);
@@ -639,6 +645,28 @@ int msgrc_call_msg(struct msgrc_dispatcher *d, int kind, uint64_t conn, uintptr_
     m->seg[1].len = middle_len;
     m->seg[2].p = (unsigned char *)data;
     m->seg[2].len = data_len;
+}
+
+int msgrc_call_msg(struct msgrc_dispatcher *d, int kind, uint64_t conn, uintptr_t priv,
+                   uint64_t seq, uint64_t tid, int64_t src_num,
+                   uint64_t packed, uint64_t packed2, uintptr_t front,
+                   size_t front_len, uintptr_t middle, size_t middle_len,
+                   uintptr_t data, size_t data_len) {
+    struct msgr_msg onstack;
+    struct msgr_msg *m;
+    msgr_conn c;
+    int r = 0;
+    uint64_t saved_conn = msgrc_cb_conn;
+    void *saved_priv = msgrc_cb_priv;
+    if (kind == 0) {
+        m = &onstack;
+    } else {
+        m = msgrc_msg_new(0);
+        if (m == NULL)
+            return 0; /* cannot lend it: the message is dropped as unclaimed */
+    }
+    msgrc_lend(m, kind == 0, seq, tid, src_num, packed, packed2, front, front_len, middle,
+               middle_len, data, data_len);
     c.id = conn;
     msgrc_cb_conn = conn;
     msgrc_cb_priv = (void *)priv;
@@ -666,6 +694,33 @@ int msgrc_call_msg(struct msgrc_dispatcher *d, int kind, uint64_t conn, uintptr_
         msgrc_msg_unref(m);
     }
     return r != 0;
+}
+
+void msgrc_call_fast_batch(struct msgrc_dispatcher *d, uint64_t conn, uintptr_t priv,
+                           const struct msgrc_rx *rx, size_t n) {
+    msgr_conn c;
+    size_t i;
+    uint64_t saved_conn = msgrc_cb_conn;
+    void *saved_priv = msgrc_cb_priv;
+    c.id = conn;
+    msgrc_cb_conn = conn;
+    msgrc_cb_depth++;
+    for (i = 0; i < n; i++) {
+        struct msgr_msg *m = msgrc_msg_new(0);
+        if (m == NULL)
+            continue; /* cannot lend it: dropped, as msgrc_call_msg does */
+        msgrc_lend(m, 0, rx[i].seq, rx[i].tid, rx[i].src_num, rx[i].packed, rx[i].packed2,
+                   rx[i].seg[0], rx[i].len[0], rx[i].seg[1], rx[i].len[1], rx[i].seg[2],
+                   rx[i].len[2]);
+        /* Each call starts from the priv Go knew (a callback may set it). */
+        msgrc_cb_priv = (void *)priv;
+        d->ops.fast_dispatch(d->user, c, m);
+        priv = (uintptr_t)msgrc_cb_priv;
+        msgrc_msg_unref(m);
+    }
+    msgrc_cb_depth--;
+    msgrc_cb_conn = saved_conn;
+    msgrc_cb_priv = saved_priv;
 }
 
 int msgrc_call_event(struct msgrc_dispatcher *d, int ev, uint64_t conn, uintptr_t priv) {

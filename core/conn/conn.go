@@ -261,9 +261,10 @@ type Connection struct {
 	// Per-message counters: written only with mu held (so Store(Load+n)
 	// is exact and needs no locked instruction), read by anyone.
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
-	queued                             atomic.Int64 // session out queue length after the last write
-	unacked                            atomic.Int64 // lossless: written, not yet acknowledged
-	hw                                 heldWait     // senders waiting for queued+unacked to drop
+	queued                             atomic.Int64   // session out queue length after the last write
+	unacked                            atomic.Int64   // lossless: written, not yet acknowledged
+	hw                                 heldWait       // senders waiting for queued+unacked to drop
+	fb                                 dispatch.Batch // one read's messages for a batch dispatcher (mu)
 
 	// Staging for Send (any goroutine), guarded by outMu.
 	outMu     sync.Mutex

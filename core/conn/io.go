@@ -355,6 +355,9 @@ func (c *Connection) makeRoom() {
 // connection no longer reads this socket (fault, takeover).
 func (c *Connection) feed() bool {
 	n, err := c.m.Feed(c.rbuf[c.rstart:c.rend])
+	// The read's messages reach a batch dispatcher now, before a fault or
+	// takeover below is reported.
+	c.flushBatch()
 	c.rstart += n
 	if c.rstart == c.rend {
 		c.rstart, c.rend = 0, 0
@@ -418,6 +421,7 @@ func (c *Connection) onWriteEvent(w *stack.Worker) {
 // and writes it, then decides whether the next Send must submit a write
 // event (armed == false) or the loop will look anyway (armed == true).
 func (c *Connection) settle() {
+	c.flushBatch() // every handler ends here: nothing stays collected
 	for i := 0; ; i++ {
 		if c.sock != nil && c.m != nil && !c.wantWrite {
 			if c.State() == StateOpen {
@@ -934,7 +938,7 @@ func (c *Connection) onResume() {
 // theirs while they wait).
 func (c *Connection) deliver(m *msg.Message, cost int64, taken bool) {
 	q := c.cfg.Queue
-	if q.FastDispatch(c, m) {
+	if q.FastDispatchBatched(c, m, &c.fb) {
 		if taken {
 			c.budget.Release(cost)
 		}
@@ -948,6 +952,14 @@ func (c *Connection) deliver(m *msg.Message, cost int64, taken bool) {
 		c.budget.Take(cost)
 	}
 	_ = q.Enqueue(c, m, c.budget, cost)
+}
+
+// flushBatch hands the messages collected for a batch dispatcher over.
+// mu held, on the connection's loop.
+func (c *Connection) flushBatch() {
+	if c.fb.Len() > 0 {
+		c.cfg.Queue.Flush(&c.fb)
+	}
 }
 
 // sendLocal delivers a message sent to oneself.
@@ -1056,6 +1068,7 @@ func (c *Connection) onDelayTimer() {
 		c.delayQ[i] = delayed{}
 		c.deliver(d.m, d.cost, true)
 	}
+	c.flushBatch()
 	n := copy(c.delayQ, c.delayQ[i:])
 	clear(c.delayQ[n:])
 	c.delayQ = c.delayQ[:n]

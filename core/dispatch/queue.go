@@ -93,7 +93,7 @@ type Options struct {
 type Queue struct {
 	logf func(string, ...any)
 
-	chain atomic.Pointer[[]Dispatcher] // copy-on-write: read lock-free on the fast path
+	chain atomic.Pointer[chain] // copy-on-write: read lock-free on the fast path
 
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -121,8 +121,7 @@ func New(opts Options) *Queue {
 		q.logf = log.Printf
 	}
 	q.cond.L = &q.mu
-	empty := []Dispatcher{}
-	q.chain.Store(&empty)
+	q.chain.Store(&chain{})
 	return q
 }
 
@@ -135,14 +134,18 @@ func (q *Queue) AddTail(d Dispatcher) { q.addDispatcher(d, false) }
 func (q *Queue) addDispatcher(d Dispatcher, head bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	old := *q.chain.Load()
+	old := q.chain.Load().ds
 	n := make([]Dispatcher, 0, len(old)+1)
 	if head {
 		n = append(append(n, d), old...)
 	} else {
 		n = append(append(n, old...), d)
 	}
-	q.chain.Store(&n)
+	c := &chain{ds: n, bs: make([]BatchDispatcher, len(n))}
+	for i, d := range n {
+		c.bs[i], _ = d.(BatchDispatcher)
+	}
+	q.chain.Store(c)
 }
 
 // Start launches the dispatch goroutine.
@@ -159,7 +162,7 @@ func (q *Queue) Start() {
 // CanFastDispatch reports whether a dispatcher of the chain takes m on the
 // worker thread (Ceph ms_can_fast_dispatch_any).
 func (q *Queue) CanFastDispatch(m *msg.Message) bool {
-	for _, d := range *q.chain.Load() {
+	for _, d := range q.chain.Load().ds {
 		if q.safeCan(d, m) {
 			return true
 		}
@@ -170,7 +173,7 @@ func (q *Queue) CanFastDispatch(m *msg.Message) bool {
 // FastDispatch hands m to the first dispatcher that can fast-dispatch it,
 // on the caller's (worker) thread. It reports false if none took it.
 func (q *Queue) FastDispatch(c Conn, m *msg.Message) bool {
-	for _, d := range *q.chain.Load() {
+	for _, d := range q.chain.Load().ds {
 		if q.tryFast(d, c, m) {
 			q.fast.Add(1)
 			return true
@@ -378,7 +381,7 @@ func (q *Queue) run() {
 func (q *Queue) deliver(it item) {
 	start := time.Now()
 	defer func() { q.dispatchNs.Add(int64(time.Since(start))) }()
-	chain := *q.chain.Load()
+	chain := q.chain.Load().ds
 	c := it.conn
 	switch it.kind {
 	case EventMessage:
