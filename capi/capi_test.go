@@ -346,14 +346,14 @@ func TestInstall(t *testing.T) {
 		t.Fatalf("install.sh: %v\n%s", err, o)
 	}
 	p := filepath.Join(dest, prefix)
-	for _, f := range []string{"include/msgr.h", "include/msgr.hpp", "lib/libmsgr.so.0.1.0",
+	for _, f := range []string{"include/msgr.h", "include/msgr.hpp", "lib/libmsgr.so.0.2.0",
 		"lib/libmsgr.so.0", "lib/libmsgr.so", "lib/pkgconfig/msgr.pc",
 		"lib/cmake/msgr/msgrConfig.cmake", "lib/cmake/msgr/msgrConfigVersion.cmake"} {
 		if _, err := os.Stat(filepath.Join(p, f)); err != nil {
 			t.Errorf("not installed: %s", f)
 		}
 	}
-	if l, _ := os.Readlink(filepath.Join(p, "lib", "libmsgr.so.0")); l != "libmsgr.so.0.1.0" {
+	if l, _ := os.Readlink(filepath.Join(p, "lib", "libmsgr.so.0")); l != "libmsgr.so.0.2.0" {
 		t.Errorf("libmsgr.so.0 -> %q", l)
 	}
 	if _, err := os.Stat(filepath.Join(p, "include", "libmsgr.so.0.1.h")); err == nil {

@@ -44,6 +44,29 @@ func (e *centry) handleID() uint64 { return e.id }
 
 var conns table[centry, *centry]
 
+// Connection handles go stale when the collector has found their
+// connections gone, and a messenger that allocates little may not collect
+// for minutes (Go forces a cycle every two). So handle creation asks for a
+// cycle, in the background, once per max(gcEveryConns, handles live at the
+// last request) new handles: a program that keeps opening and closing
+// connections keeps about that many stale ones at most, and a collection's
+// cost is amortized over as many connections.
+var (
+	liveConns    atomic.Int64
+	connsSinceGC atomic.Int64
+	liveAtGC     atomic.Int64
+)
+
+const gcEveryConns = 512
+
+func noteNewConn() {
+	n := liveConns.Add(1)
+	if k := connsSinceGC.Add(1); k >= max(gcEveryConns, liveAtGC.Load()) && connsSinceGC.CompareAndSwap(k, 0) {
+		liveAtGC.Store(n)
+		go runtime.GC()
+	}
+}
+
 // conn returns the connection, or nil once it is gone.
 func (e *centry) conn() *conn.Connection {
 	if c := e.strong.Load(); c != nil {
@@ -78,7 +101,9 @@ func (e *centry) unref() bool {
 
 // drop makes the handle stale (messenger destroyed).
 func (e *centry) drop() {
-	conns.remove(e.id)
+	if conns.remove(e.id) {
+		liveConns.Add(-1)
+	}
 	e.strong.Store(nil)
 }
 
@@ -89,7 +114,9 @@ func connGone(id uint64) {
 	if e == nil {
 		return
 	}
-	conns.remove(id)
+	if conns.remove(id) {
+		liveConns.Add(-1)
+	}
 	e.ms.connMu.Lock()
 	delete(e.ms.conns, id)
 	e.ms.connMu.Unlock()
@@ -119,6 +146,7 @@ func (ms *mentry) entryFor(dc dispatch.Conn) *centry {
 	ms.conns[id] = e
 	c.SetPriv(e)
 	runtime.AddCleanup(c, connGone, id)
+	noteNewConn()
 	return e
 }
 
@@ -316,6 +344,10 @@ func msgrgo_conn_get_info(id C.uint64_t, info *C.msgr_conn_info) (rc C.int) {
 	info.bytes_recv = C.uint64_t(st.BytesIn)
 	info.queued = C.uint64_t(max(st.Queued, 0))
 	info.unacked = C.uint64_t(max(st.Unacked, 0))
+	if f := c.LastFault(); f != nil {
+		info.last_fault = C.int32_t(errCode(f)) // the mapping sees through the Fault to its cause
+	}
+	info.faults = C.uint32_t(min(c.Faults(), 1<<32-1))
 	return 0
 }
 
@@ -326,8 +358,14 @@ func msgrgo_conn_string(id C.uint64_t, what C.int, buf *C.char, n C.size_t) (rc 
 	if e == nil {
 		return rc
 	}
-	if what == 0 {
+	switch what {
+	case 0:
 		return writeCString(buf, n, c.PeerAddr().String())
+	case 2:
+		if f := c.LastFault(); f != nil {
+			return writeCString(buf, n, f.Error())
+		}
+		return writeCString(buf, n, "")
 	}
 	return writeCString(buf, n, c.PeerName().String())
 }

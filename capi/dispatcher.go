@@ -37,8 +37,9 @@ func newCDispatcher(ms *mentry, d *C.struct_msgrc_dispatcher) *cDispatcher {
 	x := &cDispatcher{d: d, ms: ms}
 	ops := &d.ops
 	x.hasDispatch = ops.dispatch != nil
-	x.fastAll = ops.flags&C.MSGR_DISPATCH_F_FAST_ALL != 0 && ops.fast_dispatch != nil
-	x.hasFast = x.fastAll || ops.can_fast_dispatch != nil && ops.fast_dispatch != nil
+	canTake := ops.fast_dispatch != nil || ops.fast_dispatch_copy != nil
+	x.fastAll = ops.flags&C.MSGR_DISPATCH_F_FAST_ALL != 0 && canTake
+	x.hasFast = x.fastAll || ops.can_fast_dispatch != nil && canTake
 	x.hasEv[C.MSGR_EVENT_CONNECT] = ops.handle_connect != nil
 	x.hasEv[C.MSGR_EVENT_ACCEPT] = ops.handle_accept != nil
 	x.hasEv[C.MSGR_EVENT_RESET] = ops.handle_reset != nil
@@ -103,6 +104,9 @@ func (x *cDispatcher) Dispatch(c dispatch.Conn, m *msg.Message) bool {
 	return false
 }
 
+// TakesAll (dispatch.AllTaker): MSGR_DISPATCH_F_FAST_ALL.
+func (x *cDispatcher) TakesAll() bool { return x.fastAll }
+
 func (x *cDispatcher) CanFastDispatch(m *msg.Message) bool {
 	if !x.hasFast {
 		return false
@@ -131,8 +135,9 @@ func (x *cDispatcher) FastDispatch(c dispatch.Conn, m *msg.Message) {
 	m.Release()
 }
 
-// rxChunk is how many messages one crossing into C carries.
-const rxChunk = 64
+// rxChunk is how many messages one crossing into C carries (a connection's
+// batch is at most dispatch's 256).
+const rxChunk = 256
 
 // rxPool holds the descriptor arrays FastDispatchBatch fills (Go memory
 // without Go pointers, so C may read it during the call).

@@ -3,7 +3,7 @@
 // Build it with -buildmode=c-shared; `make lib` (or CMake) passes what makes
 // it a proper shared library:
 //
-//	go build -buildmode=c-shared -o build/lib/libmsgr.so.0.1.0 \
+//	go build -buildmode=c-shared -o build/lib/libmsgr.so.0.2.0 \
 //	  -ldflags '-extldflags "-Wl,-soname,libmsgr.so.0 -Wl,--version-script=capi/exports.map"' ./capi
 //
 // The soname carries the major version (Go sets none by default), and the

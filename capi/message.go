@@ -6,8 +6,6 @@ package main
 import "C"
 
 import (
-	"sync"
-	"sync/atomic"
 	"unsafe"
 
 	"github.com/msgr-dev/msgr/core/msg"
@@ -35,29 +33,17 @@ func cSlice(p *C.uchar, n C.size_t) []byte {
 // locally can be lent to C); a larger one is sent from the C message's
 // buffers, whose reference cm holds until the release.
 type sendMsg struct {
+	msg.Link[sendMsg]
 	m    msg.Message
 	buf  []byte
 	cm   *C.struct_msgr_msg
 	free func() // s.release, bound once
-	next *sendMsg
 }
 
-// sendFree holds the released sendMsgs. Not a sync.Pool: a C thread takes
-// messages and a worker releases them, so sync.Pool's per-P caches missed
-// on nearly every get and stole from the other P (W2 C client profile:
-// ~4% of the worker and ~4% of the sender thread in sync.Pool). A release
-// pushes on a lock-free stack; a getter (under mu, as several C threads
-// may send at once) takes the whole stack with one swap, so there is no
-// ABA, and pops from its own list. The lists hold at most sendFreeMax
-// messages; beyond that a release leaves the message to the collector.
-var sendFree struct {
-	head  atomic.Pointer[sendMsg]
-	n     atomic.Int64 // messages on head and local
-	mu    sync.Mutex
-	local *sendMsg // getters' list (mu)
-}
-
-const sendFreeMax = 1 << 16
+// sendFree holds the released sendMsgs: a C thread takes them and a worker
+// releases them, the pattern msg.FreeList is for (sync.Pool's per-P caches
+// missed on nearly every get: ~4% of each thread in a W2 C client profile).
+var sendFree msg.FreeList[sendMsg, *sendMsg]
 
 func getSendMsg() *sendMsg {
 	var one [1]*sendMsg
@@ -67,25 +53,7 @@ func getSendMsg() *sendMsg {
 
 // getSendMsgs fills out with free (or new) messages, one lock for all.
 func getSendMsgs(out []*sendMsg) {
-	f := &sendFree
-	took := 0
-	f.mu.Lock()
-	for i := range out {
-		s := f.local
-		if s == nil {
-			if s = f.head.Swap(nil); s == nil {
-				break
-			}
-		}
-		f.local, s.next = s.next, nil
-		out[i] = s
-		took++
-	}
-	f.mu.Unlock()
-	if took > 0 {
-		f.n.Add(int64(-took))
-	}
-	for i := took; i < len(out); i++ {
+	for i := sendFree.GetMany(out); i < len(out); i++ {
 		s := &sendMsg{}
 		s.free = s.release
 		out[i] = s
@@ -101,18 +69,7 @@ func (s *sendMsg) release() {
 	if cap(s.buf) > copyMax {
 		s.buf = nil
 	}
-	f := &sendFree
-	if f.n.Add(1) > sendFreeMax {
-		f.n.Add(-1)
-		return
-	}
-	for {
-		h := f.head.Load()
-		s.next = h
-		if f.head.CompareAndSwap(h, s) {
-			return
-		}
-	}
+	sendFree.Put(s)
 }
 
 func payloadLen(cm *C.struct_msgr_msg) int {

@@ -88,7 +88,6 @@ type mentry struct {
 	// The C log callback (C pointers; never Go pointers).
 	logFn   C.msgr_log_fn
 	logUser unsafe.Pointer
-	logLvl  int
 	quiet   atomic.Bool // set once destroy begins: no more log calls
 
 	mu          sync.Mutex
@@ -121,8 +120,9 @@ func messengerOf(id C.uint64_t) (*mentry, C.int) {
 	return e, 0
 }
 
-// logf is the messenger's Options.Logf: lines go to the C callback.
-func (e *mentry) logf(format string, args ...any) {
+// logf is the messenger's Options.LogLevelf: lines go to the C callback
+// with their own level.
+func (e *mentry) logf(level int, format string, args ...any) {
 	if e.logFn == nil || e.quiet.Load() {
 		return
 	}
@@ -130,7 +130,7 @@ func (e *mentry) logf(format string, args ...any) {
 	for len(s) > 0 && s[len(s)-1] == '\n' {
 		s = s[:len(s)-1]
 	}
-	C.msgrc_call_log(e.logFn, e.logUser, C.uint64_t(e.id), C.int(e.logLvl),
+	C.msgrc_call_log(e.logFn, e.logUser, C.uint64_t(e.id), C.int(level),
 		(*C.char)(unsafe.Pointer(unsafe.StringData(s))), C.size_t(len(s)))
 }
 
@@ -165,9 +165,9 @@ func msgrgo_messenger_create(out *C.uint64_t, name *C.char, nonce C.uint32_t,
 	if id == 0 {
 		return fail(C.MSGR_ENOMEM, "too many messengers")
 	}
-	e := &mentry{id: id, name: en.String(), logFn: logFn, logUser: logUser, logLvl: o.DebugMS,
+	e := &mentry{id: id, name: en.String(), logFn: logFn, logUser: logUser,
 		conns: map[uint64]*centry{}, group: group}
-	o.Logf = e.logf
+	o.LogLevelf = e.logf
 	if group != "" {
 		st, err := joinStackGroup(group, o)
 		if err != nil {

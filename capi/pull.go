@@ -65,6 +65,21 @@ type pullItem struct {
 	kind int // MSGR_EVENT_*
 	conn dispatch.Conn
 	m    *msg.Message
+	held bool // m is charged to conn's throttle until consumed (dispatch.Holder)
+}
+
+// done releases the item's message, first giving its connection back the
+// budget it was charged while held.
+func (it *pullItem) done() {
+	if it.m == nil {
+		return
+	}
+	if it.held {
+		if r, ok := it.conn.(dispatch.HeldReleaser); ok {
+			r.HeldDone(dispatch.HeldCost(it.m))
+		}
+	}
+	it.m.Release()
 }
 
 var (
@@ -173,10 +188,8 @@ func (q *pullQueue) close() {
 	q.closed = true
 	closeNow := q.waiters == 0
 	q.mu.Unlock()
-	for _, it := range rest {
-		if it.m != nil {
-			it.m.Release()
-		}
+	for i := range rest {
+		rest[i].done()
 	}
 	if closeNow {
 		unix.Close(q.fd)
@@ -190,7 +203,9 @@ func (q *pullQueue) stats() (queued int, delivered uint64) {
 }
 
 // take moves up to n items out of the queue.
-func (q *pullQueue) take(n int) ([]pullItem, C.int) {
+// take removes up to n items (room >= 0: only as many as have that many
+// payload bytes in all) into dst's storage.
+func (q *pullQueue) take(n, room int, dst []pullItem) ([]pullItem, C.int) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	avail := len(q.items) - q.head
@@ -201,8 +216,23 @@ func (q *pullQueue) take(n int) ([]pullItem, C.int) {
 		return nil, C.MSGR_EAGAIN
 	}
 	k := min(n, avail)
-	out := make([]pullItem, k)
-	copy(out, q.items[q.head:q.head+k])
+	if room >= 0 {
+		// Copy mode: stop before the first payload that does not fit.
+		used := 0
+		for i, it := range q.items[q.head : q.head+k] {
+			if it.m != nil {
+				used += it.m.PayloadLen()
+				if used > room {
+					k = i
+					break
+				}
+			}
+		}
+		if k == 0 {
+			return nil, C.MSGR_ERANGE
+		}
+	}
+	out := append(dst[:0], q.items[q.head:q.head+k]...)
 	clear(q.items[q.head : q.head+k])
 	q.head += k
 	q.n.Add(int64(-k))
@@ -242,25 +272,33 @@ func (q *pullQueue) Dispatch(c dispatch.Conn, m *msg.Message) bool {
 	return true
 }
 func (q *pullQueue) CanFastDispatch(*msg.Message) bool { return true }
+func (q *pullQueue) TakesAll() bool                    { return true }
 func (q *pullQueue) FastDispatch(c dispatch.Conn, m *msg.Message) {
 	if !q.push(pullItem{kind: C.MSGR_EVENT_MESSAGE, conn: c, m: m}) {
 		m.Release()
 	}
 }
 
+// HoldsMessages (dispatch.Holder): what the queue holds is charged to the
+// connections' throttles until a receiver takes it, so a receiver that
+// falls behind stops the connections from reading (bounded memory).
+func (q *pullQueue) HoldsMessages() bool { return true }
+
 // FastDispatchBatch (dispatch.BatchDispatcher): a read's messages go in
-// under one lock, one count update and at most one wake-up.
+// under one lock, one count update and at most one wake-up. They come
+// charged (Holder).
 func (q *pullQueue) FastDispatchBatch(c dispatch.Conn, ms []*msg.Message) {
 	q.mu.Lock()
 	if q.closed {
 		q.mu.Unlock()
 		for _, m := range ms {
-			m.Release()
+			it := pullItem{conn: c, m: m, held: true}
+			it.done()
 		}
 		return
 	}
 	for _, m := range ms {
-		q.items = append(q.items, pullItem{kind: C.MSGR_EVENT_MESSAGE, conn: c, m: m})
+		q.items = append(q.items, pullItem{kind: C.MSGR_EVENT_MESSAGE, conn: c, m: m, held: true})
 	}
 	q.n.Add(int64(len(ms)))
 	q.wordAdd(int64(len(ms)))
@@ -352,7 +390,8 @@ func msgrgo_messenger_event_fd(id C.uint64_t, fd *C.int) (rc C.int) {
 // and must call msgrgo_pull_unwait(*fd) afterwards.
 //
 //export msgrgo_messenger_pull
-func msgrgo_messenger_pull(id C.uint64_t, evs *C.msgr_event, n, evSize C.size_t, sleep C.int,
+func msgrgo_messenger_pull(id C.uint64_t, evs unsafe.Pointer, n, evSize C.size_t,
+	buf *C.uchar, bufLen C.size_t, used *C.size_t, sleep C.int,
 	fd *C.int, spinNs *C.int64_t, word **C.int64_t) (rc C.int) {
 	defer guard(&rc)
 	q, rc := pullOf(id)
@@ -380,13 +419,32 @@ func msgrgo_messenger_pull(id C.uint64_t, evs *C.msgr_event, n, evSize C.size_t,
 		}
 		q.mu.Unlock()
 	}
-	items, rc = q.take(int(min(n, 1<<20)))
+	room := -1
+	if buf != nil {
+		room = int(min(bufLen, 1<<62))
+	}
+	sp := takeScratch.Get().(*[]pullItem)
+	defer func() {
+		clear((*sp)[:cap(*sp)])
+		takeScratch.Put(sp)
+	}()
+	items, rc = q.take(int(min(n, 1<<20)), room, *sp)
+	if cap(items) > cap(*sp) && cap(items) <= 4096 {
+		*sp = items[:0] // grown: keep the larger array
+	}
 	if rc == C.MSGR_EAGAIN {
 		*spinNs = C.int64_t(q.spin)
 		return C.MSGR_EAGAIN
 	}
 	if rc == C.MSGR_ESHUTDOWN {
 		return fail(rc, "messenger shut down and nothing left to receive")
+	}
+	if rc == C.MSGR_ERANGE {
+		return fail(rc, "the next message is larger than buf (%d bytes): take it with msgr_messenger_recv", room)
+	}
+	if buf != nil {
+		*used = C.size_t(q.copyOut(items, evs, evSize, unsafe.Slice((*byte)(unsafe.Pointer(buf)), room)))
+		return C.int(len(items))
 	}
 	// One crossing allocates every C message of the batch.
 	var sizes []C.size_t
@@ -422,7 +480,7 @@ func msgrgo_messenger_pull(id C.uint64_t, evs *C.msgr_event, n, evSize C.size_t,
 		fillRx(cm, unsafe.Pointer(tails[j]), items[i].m)
 		cms[i] = cm
 	}
-	base := unsafe.Pointer(evs)
+	base := evs
 	for i, it := range items {
 		ev := (*C.msgr_event)(unsafe.Add(base, uintptr(i)*uintptr(evSize)))
 		cid, priv := q.ms.connID(it.conn)
@@ -431,11 +489,56 @@ func msgrgo_messenger_pull(id C.uint64_t, evs *C.msgr_event, n, evSize C.size_t,
 		ev.conn.id = C.uint64_t(cid)
 		*(*uintptr)(unsafe.Pointer(&ev.conn_priv)) = priv // a C pointer, as C set it
 		ev.msg = cms[i]
-		if it.m != nil {
-			it.m.Release()
-		}
+		items[i].done()
 	}
 	return C.int(len(items))
+}
+
+// takeScratch holds the slices pulls take items into (cleared after each
+// call: they hold messages and connections only during it).
+var takeScratch = sync.Pool{New: func() any { s := make([]pullItem, 0, 256); return &s }}
+
+// copyOut writes items as msgr_rxmsg descriptors at out (stride size),
+// copies the payloads into buf back to back (take made sure they fit),
+// releases the messages, and returns the bytes written.
+func (q *pullQueue) copyOut(items []pullItem, out unsafe.Pointer, size C.size_t, buf []byte) int {
+	off := 0
+	var lastConn dispatch.Conn
+	var cid uint64
+	var priv uintptr
+	for i, it := range items {
+		rx := (*C.msgr_rxmsg)(unsafe.Add(out, uintptr(i)*uintptr(size)))
+		*rx = C.msgr_rxmsg{}
+		if it.conn != lastConn || i == 0 {
+			cid, priv = q.ms.connID(it.conn) // runs of one connection: look once
+			lastConn = it.conn
+		}
+		rx._type = C.int32_t(it.kind)
+		rx.conn.id = C.uint64_t(cid)
+		*(*uintptr)(unsafe.Pointer(&rx.conn_priv)) = priv // a C pointer, as C set it
+		m := it.m
+		if m == nil {
+			continue
+		}
+		rx.msg_type = C.uint16_t(m.Type)
+		rx.priority = C.uint16_t(m.Priority)
+		rx.tid = C.uint64_t(m.Tid)
+		rx.seq = C.uint64_t(m.Seq)
+		rx.src_num = C.int64_t(m.Src.Num)
+		rx.version = C.uint16_t(m.Version)
+		rx.compat_version = C.uint16_t(m.CompatVersion)
+		rx.src_type = C.uint8_t(m.Src.Type)
+		rx.data_off = C.uint16_t(m.DataOff)
+		rx.off = C.uint64_t(off)
+		rx.front_len = C.uint32_t(len(m.Front))
+		rx.middle_len = C.uint32_t(len(m.Middle))
+		rx.data_len = C.uint32_t(len(m.Data))
+		off += copy(buf[off:], m.Front)
+		off += copy(buf[off:], m.Middle)
+		off += copy(buf[off:], m.Data)
+		items[i].done()
+	}
+	return off
 }
 
 //export msgrgo_pull_unwait

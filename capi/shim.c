@@ -37,13 +37,16 @@
 #if UINTPTR_MAX == 0xFFFFFFFFFFFFFFFFu
 _Static_assert(sizeof(msgr_messenger_config) == 56, "msgr_messenger_config changed size");
 _Static_assert(sizeof(msgr_policy) == 40, "msgr_policy changed size");
-_Static_assert(sizeof(msgr_dispatcher_ops) == 80, "msgr_dispatcher_ops changed size");
+_Static_assert(offsetof(msgr_dispatcher_ops, fast_dispatch_copy) == 80,
+               "0.1.0's msgr_dispatcher_ops changed");
+_Static_assert(sizeof(msgr_dispatcher_ops) == 88, "msgr_dispatcher_ops changed size");
 _Static_assert(sizeof(msgr_event) == 32, "msgr_event changed size");
 _Static_assert(offsetof(msgr_conn_info, unacked) == 72, "0.1.0's msgr_conn_info changed");
-_Static_assert(sizeof(msgr_conn_info) == 80, "msgr_conn_info changed size");
+_Static_assert(sizeof(msgr_conn_info) == 88, "msgr_conn_info changed size");
 _Static_assert(sizeof(msgr_msg_header) == 64, "msgr_msg_header changed size");
 _Static_assert(sizeof(msgr_live_counts) == 40, "msgr_live_counts changed size");
 _Static_assert(sizeof(msgr_outmsg) == 64, "msgr_outmsg changed size");
+_Static_assert(sizeof(msgr_rxmsg) == 80, "msgr_rxmsg changed size");
 _Static_assert(sizeof(msgr_messenger) == 8 && sizeof(msgr_conn) == 8, "handles changed size");
 #endif
 
@@ -80,6 +83,27 @@ struct msgrc_cache {
     int n;
     struct msgr_msg *m[MSGRC_CACHE];
 };
+#endif
+/* fast_dispatch_copy's per-thread arrays (grown on demand, freed at thread
+ * exit with the cache). */
+struct msgrc_copybuf {
+    msgr_rxmsg *rx;
+    size_t rx_cap;
+    unsigned char *buf;
+    size_t buf_cap;
+};
+static MSGRC_TLS struct msgrc_copybuf *msgrc_cbuf;
+static pthread_key_t msgrc_copy_key;
+static void msgrc_copybuf_free(void *p) {
+    struct msgrc_copybuf *cb = (struct msgrc_copybuf *)p;
+    if (cb == NULL)
+        return;
+    free(cb->rx);
+    free(cb->buf);
+    free(cb);
+    msgrc_cbuf = NULL;
+}
+#if MSGRC_CACHE > 0
 /* One pointer of initial-exec TLS, so reaching the cache costs no
  * __tls_get_addr call (the cache itself would be too large for the static
  * TLS a dlopen'ed library may take); allocated on first use. */
@@ -105,6 +129,7 @@ static void msgrc_cache_flush(void *p) {
 __attribute__((constructor)) static void msgrc_init(void) {
     pthread_atfork(NULL, NULL, msgrc_atfork_child);
     pthread_key_create(&msgrc_cache_key, msgrc_cache_flush);
+    pthread_key_create(&msgrc_copy_key, msgrc_copybuf_free);
 }
 
 /* ---- errors ------------------------------------------------------------ */
@@ -658,6 +683,22 @@ int msgrc_call_msg(struct msgrc_dispatcher *d, int kind, uint64_t conn, uintptr_
     int r = 0;
     uint64_t saved_conn = msgrc_cb_conn;
     void *saved_priv = msgrc_cb_priv;
+    if (kind == 1 && d->ops.fast_dispatch_copy != NULL) {
+        struct msgrc_rx one;
+        one.seq = seq;
+        one.tid = tid;
+        one.src_num = src_num;
+        one.packed = packed;
+        one.packed2 = packed2;
+        one.seg[0] = front;
+        one.len[0] = front_len;
+        one.seg[1] = middle;
+        one.len[1] = middle_len;
+        one.seg[2] = data;
+        one.len[2] = data_len;
+        msgrc_call_fast_batch(d, conn, priv, &one, 1);
+        return 1;
+    }
     if (kind == 0) {
         m = &onstack;
     } else {
@@ -696,6 +737,71 @@ int msgrc_call_msg(struct msgrc_dispatcher *d, int kind, uint64_t conn, uintptr_
     return r != 0;
 }
 
+/* Builds the msgr_rxmsg array and the payload copy of rx[0..n) in this
+ * thread's buffers and calls fast_dispatch_copy once. 0 if out of memory. */
+static int msgrc_call_copy(struct msgrc_dispatcher *d, msgr_conn c, const struct msgrc_rx *rx,
+                           size_t n) {
+    struct msgrc_copybuf *cb = msgrc_cbuf;
+    size_t i, total = 0, off = 0;
+    for (i = 0; i < n; i++)
+        total += rx[i].len[0] + rx[i].len[1] + rx[i].len[2];
+    if (cb == NULL) {
+        cb = (struct msgrc_copybuf *)calloc(1, sizeof *cb);
+        if (cb == NULL)
+            return 0;
+        pthread_setspecific(msgrc_copy_key, cb);
+        msgrc_cbuf = cb;
+    }
+    if (cb->rx_cap < n) {
+        msgr_rxmsg *nr = (msgr_rxmsg *)realloc(cb->rx, n * sizeof *nr);
+        if (nr == NULL)
+            return 0;
+        cb->rx = nr;
+        cb->rx_cap = n;
+    }
+    if (cb->buf_cap < total || cb->buf == NULL) {
+        size_t want = total < 4096 ? 4096 : total;
+        unsigned char *nb = (unsigned char *)realloc(cb->buf, want);
+        if (nb == NULL)
+            return 0;
+        cb->buf = nb;
+        cb->buf_cap = want;
+    }
+    for (i = 0; i < n; i++) {
+        msgr_rxmsg *o = &cb->rx[i];
+        int s;
+        memset(o, 0, sizeof *o);
+        o->type = MSGR_EVENT_MESSAGE;
+        o->msg_type = (uint16_t)rx[i].packed;
+        o->priority = (uint16_t)(rx[i].packed >> 16);
+        o->version = (uint16_t)(rx[i].packed >> 32);
+        o->compat_version = (uint16_t)(rx[i].packed >> 48);
+        o->src_type = (uint8_t)rx[i].packed2;
+        o->data_off = (uint16_t)(rx[i].packed2 >> 16);
+        o->conn = c;
+        o->conn_priv = msgrc_cb_priv;
+        o->tid = rx[i].tid;
+        o->seq = rx[i].seq;
+        o->src_num = rx[i].src_num;
+        o->off = off;
+        o->front_len = (uint32_t)rx[i].len[0];
+        o->middle_len = (uint32_t)rx[i].len[1];
+        o->data_len = (uint32_t)rx[i].len[2];
+        for (s = 0; s < 3; s++) {
+            if (rx[i].len[s] > 0)
+                memcpy(cb->buf + off, (const void *)rx[i].seg[s], rx[i].len[s]);
+            off += rx[i].len[s];
+        }
+    }
+    d->ops.fast_dispatch_copy(d->user, c, cb->rx, n, cb->buf);
+    if (cb->buf_cap > ((size_t)1 << 22)) { /* do not keep a huge one */
+        free(cb->buf);
+        cb->buf = NULL;
+        cb->buf_cap = 0;
+    }
+    return 1;
+}
+
 void msgrc_call_fast_batch(struct msgrc_dispatcher *d, uint64_t conn, uintptr_t priv,
                            const struct msgrc_rx *rx, size_t n) {
     msgr_conn c;
@@ -705,6 +811,15 @@ void msgrc_call_fast_batch(struct msgrc_dispatcher *d, uint64_t conn, uintptr_t 
     c.id = conn;
     msgrc_cb_conn = conn;
     msgrc_cb_depth++;
+    if (d->ops.fast_dispatch_copy != NULL) {
+        msgrc_cb_priv = (void *)priv;
+        /* Out of memory: the messages are dropped, as in the loop below. */
+        (void)msgrc_call_copy(d, c, rx, n);
+        msgrc_cb_depth--;
+        msgrc_cb_conn = saved_conn;
+        msgrc_cb_priv = saved_priv;
+        return;
+    }
     for (i = 0; i < n; i++) {
         struct msgr_msg *m = msgrc_msg_new(0);
         if (m == NULL)
@@ -919,7 +1034,8 @@ int msgr_messenger_shutdown(msgr_messenger m) {
     return msgrgo_messenger_shutdown(m.id, msgrc_cb_depth > 0);
 }
 
-#define MSGRC_OPS_V0 sizeof(msgr_dispatcher_ops)
+/* 0.1.0's msgr_dispatcher_ops ended at release. */
+#define MSGRC_OPS_V0 offsetof(msgr_dispatcher_ops, fast_dispatch_copy)
 
 int msgr_messenger_add_dispatcher(msgr_messenger m, const msgr_dispatcher_ops *ops,
                                   void *user, int where) {
@@ -932,16 +1048,23 @@ int msgr_messenger_add_dispatcher(msgr_messenger m, const msgr_dispatcher_ops *o
         return rc;
     if (ops->flags & ~MSGR_DISPATCH_F_FAST_ALL)
         return msgrc_fail(MSGR_EINVAL, "libmsgr: unknown msgr_dispatcher_ops.flags");
-    if ((ops->can_fast_dispatch != NULL || (ops->flags & MSGR_DISPATCH_F_FAST_ALL)) &&
-        ops->fast_dispatch == NULL)
-        return msgrc_fail(MSGR_EINVAL, "libmsgr: can_fast_dispatch or FAST_ALL without fast_dispatch");
+    {
+        msgr_dispatcher_ops full;
+        memset(&full, 0, sizeof full);
+        /* An older caller's struct is smaller: read only what its size covers. */
+        memcpy(&full, ops, ops->size < sizeof full ? ops->size : sizeof full);
+        if ((full.can_fast_dispatch != NULL || (full.flags & MSGR_DISPATCH_F_FAST_ALL)) &&
+            full.fast_dispatch == NULL && full.fast_dispatch_copy == NULL)
+            return msgrc_fail(MSGR_EINVAL,
+                              "libmsgr: can_fast_dispatch or FAST_ALL without fast_dispatch");
+    }
     if (where != MSGR_HEAD && where != MSGR_TAIL)
         return msgrc_fail(MSGR_EINVAL, "libmsgr: where must be MSGR_HEAD or MSGR_TAIL");
     d = (struct msgrc_dispatcher *)malloc(sizeof *d);
     if (d == NULL)
         return msgrc_fail(MSGR_ENOMEM, "libmsgr: out of memory");
     memset(d, 0, sizeof *d);
-    memcpy(&d->ops, ops, sizeof d->ops);
+    memcpy(&d->ops, ops, ops->size < sizeof d->ops ? ops->size : sizeof d->ops);
     d->ops.size = sizeof d->ops;
     d->user = user;
     rc = msgrgo_messenger_add_dispatcher(m.id, d, where);
@@ -965,15 +1088,11 @@ static int64_t msgrc_now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int msgr_messenger_recv(msgr_messenger m, msgr_event *evs, size_t n, size_t ev_size,
-                        int timeout_ms) {
+/* The receive loop of msgr_messenger_recv and msgr_messenger_recv_copy
+ * (buf != NULL: items are msgr_rxmsg, payloads copied into buf). */
+static int msgrc_recv(msgr_messenger m, void *evs, size_t n, size_t ev_size,
+                      unsigned char *buf, size_t buf_len, size_t *used, int timeout_ms) {
     int64_t deadline = 0;
-    MSGRC_NULL(evs, "evs");
-    MSGRC_GO_ENTRY();
-    if (n == 0)
-        return msgrc_fail(MSGR_EINVAL, "libmsgr: n is 0");
-    if (ev_size < MSGRC_EVENT_V0)
-        return msgrc_fail(MSGR_EINVAL, "libmsgr: ev_size is smaller than msgr_event");
     if (n > INT_MAX)
         n = INT_MAX;
     if (timeout_ms > 0)
@@ -983,7 +1102,7 @@ int msgr_messenger_recv(msgr_messenger m, msgr_event *evs, size_t n, size_t ev_s
         int64_t spin_ns = 0, now;
         int64_t *word = NULL;
         struct pollfd pfd;
-        rc = msgrgo_messenger_pull(m.id, evs, n, ev_size, 0, &fd, &spin_ns, &word);
+        rc = msgrgo_messenger_pull(m.id, evs, n, ev_size, buf, buf_len, used, 0, &fd, &spin_ns, &word);
         if (rc != MSGR_EAGAIN)
             return rc;
         if (timeout_ms == 0)
@@ -1009,12 +1128,12 @@ int msgr_messenger_recv(msgr_messenger m, msgr_event *evs, size_t n, size_t ev_s
 #endif
                     continue;
                 }
-                rc = msgrgo_messenger_pull(m.id, evs, n, ev_size, 0, &fd, &spin_ns, &word);
+                rc = msgrgo_messenger_pull(m.id, evs, n, ev_size, buf, buf_len, used, 0, &fd, &spin_ns, &word);
                 if (rc != MSGR_EAGAIN)
                     return rc;
             }
         }
-        rc = msgrgo_messenger_pull(m.id, evs, n, ev_size, 1, &fd, &spin_ns, &word);
+        rc = msgrgo_messenger_pull(m.id, evs, n, ev_size, buf, buf_len, used, 1, &fd, &spin_ns, &word);
         if (rc != MSGR_EAGAIN)
             return rc;
         wait_ms = -1;
@@ -1035,12 +1154,44 @@ int msgr_messenger_recv(msgr_messenger m, msgr_event *evs, size_t n, size_t ev_s
         if (rc < 0 && errno != EINTR)
             return msgrc_fail(MSGR_EIO, "libmsgr: poll failed");
         if (rc == 0 && timeout_ms > 0 && msgrc_now_ns() >= deadline) {
-            rc = msgrgo_messenger_pull(m.id, evs, n, ev_size, 0, &fd, &spin_ns, &word);
+            rc = msgrgo_messenger_pull(m.id, evs, n, ev_size, buf, buf_len, used, 0, &fd, &spin_ns, &word);
             if (rc != MSGR_EAGAIN)
                 return rc;
             return msgrc_fail(MSGR_ETIMEDOUT, "libmsgr: nothing received in time");
         }
     }
+}
+
+int msgr_messenger_recv(msgr_messenger m, msgr_event *evs, size_t n, size_t ev_size,
+                        int timeout_ms) {
+    MSGRC_NULL(evs, "evs");
+    MSGRC_GO_ENTRY();
+    if (n == 0)
+        return msgrc_fail(MSGR_EINVAL, "libmsgr: n is 0");
+    if (ev_size < MSGRC_EVENT_V0)
+        return msgrc_fail(MSGR_EINVAL, "libmsgr: ev_size is smaller than msgr_event");
+    return msgrc_recv(m, evs, n, ev_size, NULL, 0, NULL, timeout_ms);
+}
+
+#define MSGRC_RXMSG_V0 sizeof(msgr_rxmsg)
+
+int msgr_messenger_recv_copy(msgr_messenger m, msgr_rxmsg *out, size_t n, size_t rx_size,
+                             void *buf, size_t buf_len, size_t *buf_used, int timeout_ms) {
+    size_t used = 0;
+    int rc;
+    MSGRC_NULL(out, "out");
+    MSGRC_NULL(buf, "buf");
+    MSGRC_GO_ENTRY();
+    if (buf_used != NULL)
+        *buf_used = 0;
+    if (n == 0)
+        return msgrc_fail(MSGR_EINVAL, "libmsgr: n is 0");
+    if (rx_size < MSGRC_RXMSG_V0)
+        return msgrc_fail(MSGR_EINVAL, "libmsgr: rx_size is smaller than msgr_rxmsg");
+    rc = msgrc_recv(m, out, n, rx_size, (unsigned char *)buf, buf_len, &used, timeout_ms);
+    if (buf_used != NULL)
+        *buf_used = used;
+    return rc;
 }
 
 int msgr_messenger_event_fd(msgr_messenger m, int *fd) {
@@ -1244,6 +1395,14 @@ int msgr_conn_peer_name(msgr_conn c, char *buf, size_t len) {
         return msgrc_fail(MSGR_ERANGE, "libmsgr: buffer of length 0");
     MSGRC_GO_ENTRY();
     return msgrgo_conn_string(c.id, 1, buf, len);
+}
+
+int msgr_conn_last_fault(msgr_conn c, char *buf, size_t len) {
+    MSGRC_NULL(buf, "buf");
+    if (len == 0)
+        return msgrc_fail(MSGR_ERANGE, "libmsgr: buffer of length 0");
+    MSGRC_GO_ENTRY();
+    return msgrgo_conn_string(c.id, 2, buf, len);
 }
 
 int msgr_conn_set_priv(msgr_conn c, void *priv) {

@@ -87,13 +87,13 @@ extern "C" {
  * Bindings that load the library at run time compare msgr_version() >> 16
  * with the MAJOR they were written for. */
 #define MSGR_VERSION_MAJOR 0
-#define MSGR_VERSION_MINOR 1
+#define MSGR_VERSION_MINOR 2
 #define MSGR_VERSION_PATCH 0
 #define MSGR_MAKE_VERSION(major, minor, patch) \
     (((major) << 16) | ((minor) << 8) | (patch))
 #define MSGR_VERSION_HEX \
     MSGR_MAKE_VERSION(MSGR_VERSION_MAJOR, MSGR_VERSION_MINOR, MSGR_VERSION_PATCH)
-#define MSGR_VERSION_STRING "0.1.0"
+#define MSGR_VERSION_STRING "0.2.0"
 
 /* The library's version as MSGR_MAKE_VERSION(major, minor, patch). Any thread. */
 MSGR_API unsigned msgr_version(void);
@@ -214,8 +214,8 @@ typedef struct msgr_option {
 
 /* Log callback. Lines are produced up to the messenger's debug_ms option
  * (Ceph's levels: 0 = errors only, 1 = connection events, 5 = faults in
- * detail, 10+ = handshake steps). level is the line's level where the
- * library knows it, else the messenger's debug_ms. line is borrowed,
+ * detail, 10+ = handshake steps). level is the line's own level (since
+ * 0.2.0; 0.1.0 passed debug_ms for every line). line is borrowed,
  * NUL-terminated, without a trailing newline.
  * Thread: any library thread, possibly with library locks held: it must not
  * block and must not call into the library (such calls return
@@ -347,6 +347,32 @@ MSGR_API int msgr_messenger_shutdown(msgr_messenger m);
  * FIFO per connection). can_fast_dispatch and fast_dispatch run on the
  * connection's worker thread, possibly several workers at once: they must
  * not block (that stalls every connection of the worker). */
+/* A received message described with its payload in a buffer (since 0.2.0):
+ * the items of msgr_messenger_recv_copy and of fast_dispatch_copy. In a
+ * fast_dispatch_copy call every item is a MESSAGE. */
+typedef struct msgr_rxmsg {
+    int32_t type;            /* MSGR_EVENT_*; only MESSAGE items have the
+                                fields below (zero for events) */
+    uint16_t msg_type;       /* the message header's type, priority, ... */
+    uint16_t priority;
+    msgr_conn conn;          /* as msgr_event.conn: not a reference */
+    void *conn_priv;         /* as msgr_event.conn_priv */
+    uint64_t tid;
+    uint64_t seq;
+    int64_t src_num;
+    uint16_t version;
+    uint16_t compat_version;
+    uint8_t src_type;
+    uint8_t reserved0;
+    uint16_t data_off;
+    uint64_t off;            /* where the segments start in buf: front, then
+                                middle, then data, back to back */
+    uint32_t front_len;
+    uint32_t middle_len;
+    uint32_t data_len;
+    uint32_t reserved1;
+} msgr_rxmsg;
+
 typedef struct msgr_dispatcher_ops {
     uint32_t size;  /* sizeof(msgr_dispatcher_ops) */
     uint32_t flags; /* MSGR_DISPATCH_F_* (0 for none) */
@@ -357,8 +383,8 @@ typedef struct msgr_dispatcher_ops {
      * worker thread. Must be cheap; may read m's header and segments only.
      * NULL means never. */
     int (*can_fast_dispatch)(void *user, const msgr_msg *m);
-    /* Ceph ms_fast_dispatch. Required if can_fast_dispatch is set or
-     * flags has MSGR_DISPATCH_F_FAST_ALL. */
+    /* Ceph ms_fast_dispatch. Required (or fast_dispatch_copy) if
+     * can_fast_dispatch is set or flags has MSGR_DISPATCH_F_FAST_ALL. */
     void (*fast_dispatch)(void *user, msgr_conn conn, msgr_msg *m);
     /* An outgoing session is up (ms_handle_connect). */
     void (*handle_connect)(void *user, msgr_conn conn);
@@ -376,6 +402,17 @@ typedef struct msgr_dispatcher_ops {
     /* Called once after the messenger has stopped calling this dispatcher
      * (from msgr_messenger_destroy, on its thread): free `user` here. */
     void (*release)(void *user);
+    /* Since 0.2.0 (leave it out of ops.size, or NULL, for none): fast
+     * dispatch of many messages in one call. If set, the messages this
+     * dispatcher takes on the worker thread (FAST_ALL or can_fast_dispatch)
+     * come here instead of fast_dispatch: rx[0..n) are messages of conn, in
+     * order, as one read of its socket brought them (n >= 1), their
+     * segments copied into buf as msgr_messenger_recv_copy describes. rx
+     * and buf are valid during the call only: copy what you keep. For
+     * callers with a fixed cost per call (a language runtime to enter),
+     * this is one call per read instead of one per message. */
+    void (*fast_dispatch_copy)(void *user, msgr_conn conn, const msgr_rxmsg *rx,
+                               size_t n, const unsigned char *buf);
 } msgr_dispatcher_ops;
 
 /* msgr_dispatcher_ops.flags: take every message in fast_dispatch without
@@ -446,6 +483,21 @@ typedef struct msgr_event {
  * goes to one of them. May be called from a callback with timeout_ms 0. */
 MSGR_API int msgr_messenger_recv(msgr_messenger m, msgr_event *evs, size_t n,
                                  size_t ev_size, int timeout_ms);
+
+
+/* The fastest way to receive many small messages: as msgr_messenger_recv
+ * (same waiting, same errors, same order), but each message is described in
+ * out[i] (rx_size = sizeof(msgr_rxmsg), so the struct may grow) and its
+ * segments are copied into buf, one message after the other; the library's
+ * message is released at once (no msgr_msg to put). It takes up to n items,
+ * stopping before the first message whose payload does not fit in what is
+ * left of buf_len; *buf_used (may be NULL) is how many bytes of buf it
+ * wrote. MSGR_ERANGE if the very first message is larger than buf_len: it
+ * stays queued; take it with msgr_messenger_recv. Any thread; as
+ * msgr_messenger_recv from a callback (timeout_ms 0 only). */
+MSGR_API int msgr_messenger_recv_copy(msgr_messenger m, msgr_rxmsg *out, size_t n,
+                                      size_t rx_size, void *buf, size_t buf_len,
+                                      size_t *buf_used, int timeout_ms);
 
 /* Gives a file descriptor that is readable (POLLIN) whenever
  * msgr_messenger_recv has something for you (or the messenger is shut
@@ -566,9 +618,20 @@ typedef struct msgr_conn_info {
     uint64_t unacked;       /* lossless: messages written and kept until the
                                peer acknowledges them; a sender bounding its
                                memory bounds queued + unacked */
+    int32_t last_fault;     /* MSGR_E* code of the connection's most recent
+                               fault (socket error, timeout, bad input from the
+                               peer, refused connect), 0 if none: why a lossy
+                               connection was reset or a lossless one
+                               reconnected; text: msgr_conn_last_fault */
+    uint32_t faults;        /* how many faults it had */
 } msgr_conn_info;
 /* Fills *info (the fields its size covers). */
 MSGR_API int msgr_conn_get_info(msgr_conn c, msgr_conn_info *info);
+/* Since 0.2.0: the text of the connection's most recent fault
+ * ("protocol fault in READY: read: connection reset by peer"), into buf,
+ * NUL-terminated ("" if it never faulted); MSGR_ERANGE if truncated. The
+ * code is msgr_conn_info.last_fault. */
+MSGR_API int msgr_conn_last_fault(msgr_conn c, char *buf, size_t len);
 /* The peer's address, Ceph-style ("v2:127.0.0.1:6800/0"), into buf,
  * NUL-terminated; MSGR_ERANGE if truncated. */
 MSGR_API int msgr_conn_peer_addr(msgr_conn c, char *buf, size_t len);

@@ -61,6 +61,7 @@ static void check_conn_calls(msgr_conn c, int want) {
     CHECK_RC(msgr_conn_get_info(c, &info), want);
     CHECK_RC(msgr_conn_peer_addr(c, buf, sizeof buf), want);
     CHECK_RC(msgr_conn_peer_name(c, buf, sizeof buf), want);
+    CHECK_RC(msgr_conn_last_fault(c, buf, sizeof buf), want);
     CHECK_RC(msgr_conn_set_priv(c, buf), want);
     CHECK_RC(msgr_conn_get_priv(c, &priv), want);
     OK(msgr_msg_put(m)); /* failed sends left it with us */

@@ -7,15 +7,17 @@
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static int log_lines, log_deadlk;
+static unsigned log_levels; /* bit per level seen: each line has its own */
 static msgr_messenger log_m;
 
 static void log_fn(void *user, msgr_messenger m, int level, const char *line) {
     char buf[64];
-    (void)level;
     CHECK(user == &log_lines);
+    CHECK(level >= 0 && level <= 20); /* debug_ms is 20 here */
     CHECK(line != NULL && strlen(line) > 0 && line[strlen(line) - 1] != '\n');
     pthread_mutex_lock(&mu);
     log_lines++;
+    log_levels |= 1u << level;
     log_m = m;
     /* Only pure calls are allowed here. */
     if (msgr_messenger_get_name(m, buf, sizeof buf) == MSGR_EDEADLK)
@@ -144,6 +146,9 @@ int main(void) {
         OK(msgr_messenger_destroy(m));
         pthread_mutex_lock(&mu);
         CHECK(log_lines > 0);
+        /* Lines carry their own level (connection events are 1), not
+         * the messenger's debug_ms (20 here) for all. */
+        CHECK((log_levels & (1u << 1)) != 0 && (log_levels & (1u << 20)) == 0);
         CHECK(log_deadlk == log_lines);
         CHECK(log_m.id == m.id);
         pthread_mutex_unlock(&mu);

@@ -186,6 +186,70 @@ int main(void) {
         }
     }
 
+    /* recv_copy: headers in msgr_rxmsg, payloads packed into one buffer; a
+     * message larger than the buffer is MSGR_ERANGE and stays queued. */
+    {
+        enum { M = 64 };
+        static unsigned char buf[4096], exp[70000];
+        msgr_rxmsg rx[16];
+        size_t used = 1;
+        int got = 0;
+        CHECK_RC(msgr_messenger_recv_copy(cli, rx, 16, sizeof rx[0], buf, sizeof buf, &used, 0),
+                 MSGR_EAGAIN);
+        CHECK(used == 0);
+        CHECK_RC(msgr_messenger_recv_copy(cli, NULL, 16, sizeof rx[0], buf, sizeof buf, NULL, 0),
+                 MSGR_EINVAL);
+        CHECK_RC(msgr_messenger_recv_copy(cli, rx, 16, sizeof rx[0], NULL, sizeof buf, NULL, 0),
+                 MSGR_EINVAL);
+        CHECK_RC(msgr_messenger_recv_copy(cli, rx, 16, sizeof rx[0] - 1, buf, sizeof buf, NULL, 0),
+                 MSGR_EINVAL);
+        for (i = 0; i < M; i++) {
+            size_t want = size_of(i) % 3000; /* all fit in buf */
+            msgr_msg *m;
+            OK(msgr_msg_alloc(&m, 40));
+            OK(msgr_msg_set_tid(m, (uint64_t)i));
+            fill(exp, want, i);
+            OK(msgr_msg_set_segment(m, i % 3, exp, want));
+            OK(msgr_conn_send(sc, m));
+        }
+        {   /* Then one too large for buf. */
+            msgr_msg *m;
+            OK(msgr_msg_alloc(&m, 41));
+            fill(exp, sizeof exp, 99);
+            OK(msgr_msg_set_segment(m, MSGR_SEG_DATA, exp, sizeof exp));
+            OK(msgr_conn_send(sc, m));
+        }
+        while (got < M) {
+            int n = msgr_messenger_recv_copy(cli, rx, 16, sizeof rx[0], buf, sizeof buf, &used, 5000), k;
+            size_t end = 0;
+            CHECK(n > 0);
+            for (k = 0; k < n; k++) {
+                size_t want = size_of(got) % 3000, lens[3];
+                int s = got % 3;
+                CHECK(rx[k].type == MSGR_EVENT_MESSAGE);
+                CHECK(rx[k].msg_type == 40 && rx[k].tid == (uint64_t)got);
+                CHECK(rx[k].conn.id == c.id && rx[k].conn_priv == &marker);
+                CHECK(rx[k].src_type == MSGR_ENTITY_OSD && rx[k].src_num == 1);
+                lens[0] = rx[k].front_len;
+                lens[1] = rx[k].middle_len;
+                lens[2] = rx[k].data_len;
+                CHECK(lens[s] == want && lens[0] + lens[1] + lens[2] == want);
+                CHECK(rx[k].off == end); /* back to back */
+                fill(exp, want, got);
+                CHECK(want == 0 || memcmp(buf + rx[k].off, exp, want) == 0);
+                end += want;
+                got++;
+            }
+            CHECK(used == end && used <= sizeof buf);
+        }
+        CHECK_RC(msgr_messenger_recv_copy(cli, rx, 16, sizeof rx[0], buf, sizeof buf, &used, 5000),
+                 MSGR_ERANGE);
+        CHECK(used == 0);
+        CHECK(msgr_messenger_recv(cli, ev, 1, sizeof ev[0], 0) == 1); /* still queued */
+        CHECK(ev[0].type == MSGR_EVENT_MESSAGE && msgr_msg_type(ev[0].msg) == 41);
+        OK(msgr_msg_put(ev[0].msg));
+    }
+
     /* A reset reaches the client as an event carrying the priv pointer. */
     OK(msgr_conn_mark_down(sc));
     for (;;) {

@@ -86,6 +86,7 @@ func (c *Connection) giveWbuf() {
 // pooled buffer instead of a fresh allocation). A message the application
 // never releases is simply not reused: the collector takes it.
 type rxMsg struct {
+	msg.Link[rxMsg]
 	m    msg.Message
 	buf  []byte
 	free func() // bound to this rxMsg once, so Release allocates nothing
@@ -99,7 +100,16 @@ const (
 	rxClasses  = 9 // 256 B, 1 KiB, ... 16 MiB (= maxPooled)
 )
 
-var rxPools [rxClasses]sync.Pool
+// rxPools are free lists, not sync.Pools: a worker takes and the
+// application's thread (a C or Python receiver, the dispatch goroutine)
+// gives back. The larger classes keep fewer buffers.
+var rxPools [rxClasses]msg.FreeList[rxMsg, *rxMsg]
+
+func init() {
+	for c := range rxPools {
+		rxPools[c].Max = max(8, int64(1<<16)>>(2*c))
+	}
+}
 
 // rxClass returns the size class for n payload bytes, or -1 if too big to
 // pool.
@@ -120,7 +130,7 @@ func newRxMessage(n int) (*msg.Message, []byte) {
 	if cls < 0 {
 		return &msg.Message{}, make([]byte, n)
 	}
-	r, _ := rxPools[cls].Get().(*rxMsg)
+	r := rxPools[cls].Get()
 	if r == nil {
 		r = &rxMsg{cls: cls, buf: make([]byte, 1<<(rxMinShift+2*cls))}
 		r.free = r.put

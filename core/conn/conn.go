@@ -166,6 +166,9 @@ type Config struct {
 	// 1 = connection events, 5 = faults in detail, 10+ = handshake steps).
 	Logf  func(format string, args ...any)
 	Debug int
+	// LogLevelf, if set, is used instead of Logf and gets each line's
+	// level.
+	LogLevelf func(level int, format string, args ...any)
 
 	// Counters are the shared event counters (may be nil).
 	Counters *Counters
@@ -209,7 +212,12 @@ func (cfg *Config) init() {
 }
 
 func (cfg *Config) dout(level int, format string, args ...any) {
-	if cfg.Logf != nil && cfg.Debug >= level {
+	if cfg.Debug < level {
+		return
+	}
+	if cfg.LogLevelf != nil {
+		cfg.LogLevelf(level, format, args...)
+	} else if cfg.Logf != nil {
 		cfg.Logf(format, args...)
 	}
 }
@@ -261,9 +269,11 @@ type Connection struct {
 	// Per-message counters: written only with mu held (so Store(Load+n)
 	// is exact and needs no locked instruction), read by anyone.
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
-	queued                             atomic.Int64   // session out queue length after the last write
-	unacked                            atomic.Int64   // lossless: written, not yet acknowledged
-	hw                                 heldWait       // senders waiting for queued+unacked to drop
+	queued                             atomic.Int64 // session out queue length after the last write
+	unacked                            atomic.Int64 // lossless: written, not yet acknowledged
+	hw                                 heldWait     // senders waiting for queued+unacked to drop
+	faults                             atomic.Uint64
+	lastFault                          atomic.Pointer[faultRec]
 	fb                                 dispatch.Batch // one read's messages for a batch dispatcher (mu)
 
 	// Staging for Send (any goroutine), guarded by outMu.
@@ -546,6 +556,23 @@ func (c *Connection) Stats() Stats {
 		Queued: st + int(c.queued.Load()), Unacked: int(c.unacked.Load()),
 	}
 }
+
+type faultRec struct{ err error }
+
+// LastFault is the connection's most recent fault (a *protocol.Fault
+// wrapping its cause: a socket error, a timeout, bad input from the peer,
+// a refused connect), or nil if it never faulted; Faults counts them. A
+// lossless session survives faults (it reconnects), so these say why a
+// session reconnected as well as why a lossy one was reset. Any goroutine.
+func (c *Connection) LastFault() error {
+	if r := c.lastFault.Load(); r != nil {
+		return r.err
+	}
+	return nil
+}
+
+// Faults is the number of faults the connection has had. Any goroutine.
+func (c *Connection) Faults() uint64 { return c.faults.Load() }
 
 // String names the connection for logs.
 func (c *Connection) String() string {

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/msgr-dev/msgr/core/dispatch"
 	"github.com/msgr-dev/msgr/core/msg"
 	"github.com/msgr-dev/msgr/core/protocol"
 	"github.com/msgr-dev/msgr/core/stack"
@@ -677,6 +678,8 @@ func (c *Connection) applyFault(f *protocol.Fault) {
 		return
 	}
 	c.cfg.Counters.Faults.Add(1)
+	c.faults.Add(1)
+	c.lastFault.Store(&faultRec{f})
 	c.cfg.dout(1, "%v: fault: %v", c, f)
 	c.detachSocket()
 	c.m = nil
@@ -938,8 +941,16 @@ func (c *Connection) onResume() {
 // theirs while they wait).
 func (c *Connection) deliver(m *msg.Message, cost int64, taken bool) {
 	q := c.cfg.Queue
-	if q.FastDispatchBatched(c, m, &c.fb) {
-		if taken {
+	if ok, held := q.FastDispatchBatched(c, m, &c.fb); ok {
+		switch {
+		case held:
+			// Kept for another thread: charged until it is consumed.
+			hc := dispatch.HeldCost(m)
+			if taken {
+				c.budget.Release(cost)
+			}
+			c.budget.Take(hc)
+		case taken:
 			c.budget.Release(cost)
 		}
 		return
@@ -953,6 +964,10 @@ func (c *Connection) deliver(m *msg.Message, cost int64, taken bool) {
 	}
 	_ = q.Enqueue(c, m, c.budget, cost)
 }
+
+// HeldDone (dispatch.HeldReleaser) returns the budget of a message a
+// holder (pull queue) kept, once it is consumed. Any goroutine.
+func (c *Connection) HeldDone(cost int64) { c.budget.Release(cost) }
 
 // flushBatch hands the messages collected for a batch dispatcher over.
 // mu held, on the connection's loop.

@@ -20,9 +20,43 @@ type BatchDispatcher interface {
 // chain is the dispatcher chain, with each dispatcher's BatchDispatcher
 // side looked up once (bs[i] is nil if ds[i] is not one).
 type chain struct {
-	ds []Dispatcher
-	bs []BatchDispatcher
+	ds    []Dispatcher
+	bs    []BatchDispatcher
+	all   []bool // ds[i] takes every message (AllTaker)
+	holds []bool // ds[i] keeps what it takes (Holder)
 }
+
+// AllTaker is a fast dispatcher whose CanFastDispatch is true for every
+// message (a C dispatcher with MSGR_DISPATCH_F_FAST_ALL, a pull queue): the
+// queue does not ask it, saving an interface call and a deferred recover
+// per message.
+type AllTaker interface {
+	TakesAll() bool
+}
+
+// Holder is a BatchDispatcher that keeps the messages it takes for
+// another thread (a pull queue). The connection charges each one to its
+// dispatch throttle (HeldCost bytes), as a message queued for the dispatch
+// thread, and the holder gives the budget back with Conn.(HeldReleaser)
+// once the message is consumed: a slow consumer then stops the connections
+// from reading instead of letting the holder grow without bound.
+type Holder interface {
+	HoldsMessages() bool
+}
+
+// HeldReleaser is implemented by connections that charge held messages
+// (core/conn.Connection).
+type HeldReleaser interface {
+	// HeldDone returns the budget of one held message of cost HeldCost.
+	HeldDone(cost int64)
+}
+
+// heldOverhead is what a held message costs beyond its payload: the
+// message and queue entry themselves, so small messages are bounded too.
+const heldOverhead = 256
+
+// HeldCost is what a held message costs its connection's throttle.
+func HeldCost(m *msg.Message) int64 { return int64(m.PayloadLen()) + heldOverhead }
 
 // maxBatch bounds one delivery (and the slice a connection keeps).
 const maxBatch = 256
@@ -45,8 +79,10 @@ func (b *Batch) Len() int { return len(b.ms) }
 // and calls Flush when its read is done: a message a BatchDispatcher
 // accepts is appended to b; anything else first flushes b, so a
 // connection's messages reach the dispatchers in order. It reports false
-// if no dispatcher takes m (b is flushed then too, as the caller queues m).
-func (q *Queue) FastDispatchBatched(c Conn, m *msg.Message, b *Batch) bool {
+// if no dispatcher takes m (b is flushed then too, as the caller queues m);
+// held says a Holder took it: the caller charges HeldCost(m) to its
+// throttle (the holder gives it back through HeldReleaser).
+func (q *Queue) FastDispatchBatched(c Conn, m *msg.Message, b *Batch) (taken, held bool) {
 	ch := q.chain.Load()
 	for i, d := range ch.ds {
 		bd := ch.bs[i]
@@ -54,7 +90,7 @@ func (q *Queue) FastDispatchBatched(c Conn, m *msg.Message, b *Batch) bool {
 			if len(b.ms) == 0 {
 				if q.tryFast(d, c, m) {
 					q.fast.Add(1)
-					return true
+					return true, false
 				}
 				continue
 			}
@@ -64,9 +100,9 @@ func (q *Queue) FastDispatchBatched(c Conn, m *msg.Message, b *Batch) bool {
 			q.Flush(b)
 			q.safeFast(d, c, m)
 			q.fast.Add(1)
-			return true
+			return true, false
 		}
-		if !q.safeCan(d, m) {
+		if !ch.all[i] && !q.safeCan(d, m) {
 			continue
 		}
 		if len(b.ms) > 0 && (b.ch != ch || b.i != i) {
@@ -77,10 +113,10 @@ func (q *Queue) FastDispatchBatched(c Conn, m *msg.Message, b *Batch) bool {
 		if len(b.ms) >= maxBatch {
 			q.Flush(b)
 		}
-		return true
+		return true, ch.holds[i]
 	}
 	q.Flush(b)
-	return false
+	return false, false
 }
 
 // Flush delivers what b holds (a no-op when empty).

@@ -59,7 +59,7 @@ func TestBatchKeepsOrder(t *testing.T) {
 	c := &fakeConn{id: 1}
 	var bt Batch
 	for tid := uint64(0); tid < 12; tid++ {
-		require.True(t, q.FastDispatchBatched(c, tidMsg(tid), &bt))
+		require.True(t, taken(q.FastDispatchBatched(c, tidMsg(tid), &bt)))
 	}
 	require.Equal(t, 6, bt.Len(), "6..11 wait for the flush")
 	q.Flush(&bt)
@@ -80,9 +80,9 @@ func TestBatchFlushedWhenUnclaimed(t *testing.T) {
 	c := &fakeConn{id: 1}
 	var bt Batch
 	for tid := uint64(0); tid < 3; tid++ {
-		require.True(t, q.FastDispatchBatched(c, tidMsg(tid), &bt))
+		require.True(t, taken(q.FastDispatchBatched(c, tidMsg(tid), &bt)))
 	}
-	require.False(t, q.FastDispatchBatched(c, tidMsg(3), &bt))
+	require.False(t, taken(q.FastDispatchBatched(c, tidMsg(3), &bt)))
 	require.Equal(t, 0, bt.Len())
 	require.Equal(t, []uint64{0, 1, 2}, log)
 }
@@ -98,10 +98,49 @@ func TestBatchBoundAndPanic(t *testing.T) {
 	var bt Batch
 	n := maxBatch + 3
 	for tid := 0; tid < n; tid++ {
-		require.True(t, q.FastDispatchBatched(c, tidMsg(uint64(tid)), &bt))
+		require.True(t, taken(q.FastDispatchBatched(c, tidMsg(uint64(tid)), &bt)))
 	}
 	q.Flush(&bt)
 	require.Equal(t, []int{maxBatch, 3}, b.batches)
 	require.Len(t, log, n)
 	require.Equal(t, uint64(1), q.Stats().Panics)
+}
+
+type allBatcher struct{ batcher }
+
+func (allBatcher) TakesAll() bool                    { return true }
+func (allBatcher) CanFastDispatch(*msg.Message) bool { panic("asked although it takes all") }
+
+// An AllTaker is not asked CanFastDispatch.
+func TestBatchAllTakerNotAsked(t *testing.T) {
+	var log []uint64
+	q := New(Options{Logf: t.Logf})
+	b := &allBatcher{batcher{log: &log}}
+	q.AddTail(b)
+	var bt Batch
+	for tid := uint64(0); tid < 3; tid++ {
+		require.True(t, taken(q.FastDispatchBatched(&fakeConn{id: 1}, tidMsg(tid), &bt)))
+	}
+	q.Flush(&bt)
+	require.Equal(t, []uint64{0, 1, 2}, log)
+	require.Equal(t, uint64(0), q.Stats().Panics)
+}
+
+func taken(ok, _ bool) bool { return ok }
+
+type holdBatcher struct{ batcher }
+
+func (holdBatcher) HoldsMessages() bool { return true }
+
+// A Holder's messages are reported held (the connection charges them).
+func TestBatchHolderReportsHeld(t *testing.T) {
+	var log []uint64
+	q := New(Options{Logf: t.Logf})
+	q.AddTail(&holdBatcher{batcher{accept: func(uint64) bool { return true }, log: &log}})
+	var bt Batch
+	ok, held := q.FastDispatchBatched(&fakeConn{id: 1}, tidMsg(0), &bt)
+	require.True(t, ok)
+	require.True(t, held)
+	q.Flush(&bt)
+	require.Equal(t, int64(256+3), HeldCost(msg.New(1, []byte("abc"))))
 }

@@ -141,9 +141,15 @@ func (q *Queue) addDispatcher(d Dispatcher, head bool) {
 	} else {
 		n = append(append(n, old...), d)
 	}
-	c := &chain{ds: n, bs: make([]BatchDispatcher, len(n))}
+	c := &chain{ds: n, bs: make([]BatchDispatcher, len(n)), all: make([]bool, len(n)), holds: make([]bool, len(n))}
 	for i, d := range n {
 		c.bs[i], _ = d.(BatchDispatcher)
+		if a, ok := d.(AllTaker); ok {
+			c.all[i] = a.TakesAll()
+		}
+		if h, ok := d.(Holder); ok && c.bs[i] != nil {
+			c.holds[i] = h.HoldsMessages()
+		}
 	}
 	q.chain.Store(c)
 }

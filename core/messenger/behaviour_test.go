@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -154,6 +155,10 @@ func TestConnectRefused(t *testing.T) {
 		}
 		if p := cli.Perf(); p.Refused < 2 || p.Reconnects < 1 {
 			t.Errorf("perf refused %d reconnects %d", p.Refused, p.Reconnects)
+		}
+		// The connection says why: its last fault is the refusal.
+		if f := c.LastFault(); !errors.Is(f, syscall.ECONNREFUSED) || c.Faults() < 2 {
+			t.Errorf("LastFault %v (faults %d), want ECONNREFUSED, >= 2", f, c.Faults())
 		}
 		c.MarkDown()
 		shutdown(t, cli)

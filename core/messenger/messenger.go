@@ -56,6 +56,7 @@ type Messenger struct {
 	nonce uint32
 	opts  Options
 	log   func(format string, args ...any)
+	logl  func(level int, format string, args ...any)
 
 	stack *stack.Stack
 	// sharedStack: the stack is Options.Stack, owned by the caller; it is
@@ -106,10 +107,15 @@ func New(name msg.EntityName, nonce uint32, opts Options) (*Messenger, error) {
 		budgets:   map[msg.EntityType]*conn.Budget{},
 		done:      make(chan struct{}),
 	}
-	m.log = o.Logf
-	if m.log == nil {
-		m.log = log.Printf
+	m.logl = o.LogLevelf
+	if m.logl == nil {
+		logf := o.Logf
+		if logf == nil {
+			logf = log.Printf
+		}
+		m.logl = func(_ int, f string, a ...any) { logf(f, a...) }
 	}
+	m.log = func(f string, a ...any) { m.logl(0, f, a...) } // errors, recovered panics
 	m.delayTyp, _ = parseTypes(o.InjectDelayType)
 	// Ceph's default policy: stateless server for anyone not named.
 	m.defaultPolicy = msg.StatelessServer(0)
@@ -146,6 +152,7 @@ func New(name msg.EntityName, nonce uint32, opts Options) (*Messenger, error) {
 		InjectDelayProbability: o.InjectDelayProbability,
 		InjectSeed:             o.InjectSeed,
 		Logf:                   m.log,
+		LogLevelf:              m.logl,
 		Debug:                  o.DebugMS,
 		Counters:               &m.counters,
 	}
@@ -162,7 +169,7 @@ func (m *Messenger) dlog(level int) func(string, ...any) {
 	if m.opts.DebugMS < level {
 		return nil
 	}
-	return m.log
+	return func(f string, a ...any) { m.logl(level, f, a...) }
 }
 
 // Name returns the messenger's entity name.

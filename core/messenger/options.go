@@ -107,6 +107,10 @@ type Options struct {
 	// logs only errors). nil: log.Printf.
 	Logf    func(format string, args ...any)
 	DebugMS int
+	// LogLevelf, if set, receives every line Logf would, with the line's
+	// own level (0 errors and recovered panics, 1 connection events, 5
+	// faults in detail, 10+ handshake steps); Logf is then not used.
+	LogLevelf func(level int, format string, args ...any)
 
 	// explicit marks the booleans set by DefaultOptions or Set, so that
 	// false is kept.

@@ -55,10 +55,10 @@ from .errors import (
     WrongState,
 )
 from .message import Buffer, Header, Message
-from .messenger import Item, Messenger, live_counts
+from .messenger import CopiedItem, Item, Messenger, Received, live_counts
 from .policy import Policy
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 #: The loaded library's version ("MAJOR.MINOR.PATCH") and path.
 library_version: str = _lib.version_string
 library_path: str = _lib.path
@@ -75,6 +75,8 @@ __all__ = [
     "Dispatcher",
     "Event",
     "Item",
+    "Received",
+    "CopiedItem",
     "EntityType",
     "EventType",
     "ConnState",

@@ -51,7 +51,7 @@ from typing import Any, List, Optional, Tuple
 #: The MSGR_VERSION_MAJOR of include/msgr.h this binding is written for.
 MAJOR = 0
 #: The oldest MINOR of that major version this binding needs.
-MIN_MINOR = 1
+MIN_MINOR = 2
 
 ENV_LIBRARY = "MSGR_LIBRARY"
 
@@ -161,6 +161,29 @@ class msgr_event(Structure):
     ]
 
 
+class msgr_rxmsg(Structure):
+    _fields_ = [
+        ("type", c_int32),
+        ("msg_type", c_uint16),
+        ("priority", c_uint16),
+        ("conn", c_uint64),  # msgr_conn
+        ("conn_priv", c_void_p),
+        ("tid", c_uint64),
+        ("seq", c_uint64),
+        ("src_num", c_int64),
+        ("version", c_uint16),
+        ("compat_version", c_uint16),
+        ("src_type", c_uint8),
+        ("reserved0", c_uint8),
+        ("data_off", c_uint16),
+        ("off", c_uint64),
+        ("front_len", c_uint32),
+        ("middle_len", c_uint32),
+        ("data_len", c_uint32),
+        ("reserved1", c_uint32),
+    ]
+
+
 class msgr_outmsg(Structure):
     _fields_ = [
         ("type", c_uint16),
@@ -192,6 +215,9 @@ class msgr_conn_info(Structure):
         ("bytes_sent", c_uint64),
         ("bytes_recv", c_uint64),
         ("queued", c_uint64),
+        ("unacked", c_uint64),  # since 0.2
+        ("last_fault", c_int32),  # since 0.2
+        ("faults", c_uint32),  # since 0.2
     ]
 
 
@@ -230,11 +256,14 @@ _fast_fn = CFUNCTYPE(None, c_void_p, c_uint64, c_void_p)
 _conn_fn = CFUNCTYPE(None, c_void_p, c_uint64)
 _conn_int_fn = CFUNCTYPE(c_int, c_void_p, c_uint64)
 _release_fn = CFUNCTYPE(None, c_void_p)
+#: void (*fast_dispatch_copy)(void *user, msgr_conn conn, const msgr_rxmsg *rx,
+#:                            size_t n, const unsigned char *buf)
+_fast_copy_fn = CFUNCTYPE(None, c_void_p, c_uint64, c_void_p, c_size_t, c_void_p)
 
 
 class msgr_dispatcher_ops(Structure):
-    """Declared for completeness: the Python API pulls instead of taking
-    callbacks on library threads (a ctypes callback costs ~10 us)."""
+    """Messenger.set_fast_dispatch fills fast_dispatch_copy (one callback
+    per read); the other callbacks are declared for completeness."""
 
     _fields_ = [
         ("size", c_uint32),
@@ -248,6 +277,7 @@ class msgr_dispatcher_ops(Structure):
         ("handle_remote_reset", _conn_fn),
         ("handle_refused", _conn_int_fn),
         ("release", _release_fn),
+        ("fast_dispatch_copy", _fast_copy_fn),  # since 0.2
     ]
 
 
@@ -255,7 +285,9 @@ class msgr_dispatcher_ops(Structure):
 assert ctypes.sizeof(msgr_event) == 32
 assert ctypes.sizeof(msgr_outmsg) == 64
 assert ctypes.sizeof(msgr_msg_header) == 64
-assert ctypes.sizeof(msgr_conn_info) == 72
+assert ctypes.sizeof(msgr_conn_info) == 88
+assert ctypes.sizeof(msgr_rxmsg) == 80
+assert ctypes.sizeof(msgr_dispatcher_ops) == 88
 
 # --- the function table -----------------------------------------------------
 
@@ -292,6 +324,8 @@ SIGNATURES = {
     "msgr_messenger_add_pull": (c_int, [_u64, c_int], False),
     # evs: msgr_event *
     "msgr_messenger_recv": (c_int, [_u64, _vp, c_size_t, c_size_t, c_int], False),
+    # out: msgr_rxmsg *; buf: void *; buf_used: size_t *
+    "msgr_messenger_recv_copy": (c_int, [_u64, _vp, c_size_t, c_size_t, _vp, c_size_t, _vp, c_int], False),
     "msgr_messenger_event_fd": (c_int, [_u64, _P(c_int)], False),
     "msgr_messenger_connect": (c_int, [_u64, c_int, c_char_p, _P(c_uint64)], False),
     "msgr_conn_get": (c_int, [_u64], False),
@@ -301,12 +335,14 @@ SIGNATURES = {
     "msgr_conn_send_many": (c_int, [_u64, _vp, c_size_t, _vp], False),
     # msgs: const msgr_outmsg *; sent: size_t *
     "msgr_conn_send_copy": (c_int, [_u64, _vp, c_size_t, c_size_t, _vp], False),
+    "msgr_conn_wait_held": (c_int, [_u64, c_uint64, c_int], False),
     "msgr_conn_send_keepalive": (c_int, [_u64], False),
     "msgr_conn_mark_down": (c_int, [_u64], False),
     # info: msgr_conn_info *
     "msgr_conn_get_info": (c_int, [_u64, _vp], False),
     "msgr_conn_peer_addr": (c_int, [_u64, _P(c_char), c_size_t], False),
     "msgr_conn_peer_name": (c_int, [_u64, _P(c_char), c_size_t], False),
+    "msgr_conn_last_fault": (c_int, [_u64, _P(c_char), c_size_t], False),
     "msgr_conn_set_priv": (c_int, [_u64, _vp], False),
     "msgr_conn_get_priv": (c_int, [_u64, _P(c_void_p)], False),
     # out: msgr_msg **

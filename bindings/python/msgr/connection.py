@@ -6,6 +6,7 @@ import ctypes
 import struct
 import sys
 import threading
+import time
 from array import array
 from ctypes import c_size_t, sizeof
 from typing import TYPE_CHECKING, Any, List, NamedTuple, Optional, Sequence
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any, List, NamedTuple, Optional, Sequence
 from . import _lib
 from ._lib import lib
 from .constants import SEGMENT_MAX, ConnState, EntityType
-from .errors import BadHandle, MessageTooLarge, from_code
+from .errors import BadHandle, Error, InvalidArgument, MessageTooLarge, from_code
 from .message import Buffer, Message, _seg, _u16, _u64, buffer_address
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,6 +22,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 _send = lib.msgr_conn_send
 _send_copy = lib.msgr_conn_send_copy
+_wait_held = lib.msgr_conn_wait_held
+_ETIMEDOUT = _lib.ETIMEDOUT
 _OUT = struct.Struct("@HHHHQPNPNPN")
 assert _OUT.size == sizeof(_lib.msgr_outmsg)
 _OUTSZ = _OUT.size
@@ -56,6 +59,9 @@ class ConnInfo(NamedTuple):
     bytes_sent: int
     bytes_recv: int
     queued: int  # messages waiting to be written
+    unacked: int = 0  # lossless: written, kept until the peer acknowledges them
+    last_fault: int = 0  # MSGR_E* code of the most recent fault (0: none); see Connection.last_fault()
+    faults: int = 0  # how many faults the connection had
 
 
 def _hdr_word(type: int, priority: int, version: int, compat: int) -> int:
@@ -372,7 +378,25 @@ class Connection:
             i.bytes_sent,
             i.bytes_recv,
             i.queued,
+            i.unacked,
+            i.last_fault,
+            i.faults,
         )
+
+    def last_fault(self) -> Optional[Error]:
+        """Why the connection last faulted (a socket error, a timeout, bad
+        input from the peer, a refused connect), as the msgr.Error subclass
+        of its code with the library's text as detail; None if it never
+        faulted. A lossless session reconnects after a fault, so this also
+        says why it did."""
+        code = self.info().last_fault
+        if not code:
+            return None
+        buf = ctypes.create_string_buffer(512)
+        rc = lib.msgr_conn_last_fault(self._id, buf, len(buf))
+        if rc and rc != _lib.ERANGE:
+            raise from_code(rc)
+        return from_code(code, buf.value.decode(errors="replace"))
 
     @property
     def queued(self) -> int:
@@ -387,6 +411,47 @@ class Connection:
             raise from_code(rc)
         q: int = s.info.queued
         return q
+
+    @property
+    def held(self) -> int:
+        """Messages the library holds for the peer: queued plus, on lossless
+        sessions, written but not yet acknowledged (what wait_held bounds)."""
+        cid = self._id
+        if not cid:
+            raise self._closed_error()
+        s = _scratch
+        rc = lib.msgr_conn_get_info(cid, s.pinfo)
+        if rc:
+            raise from_code(rc)
+        n: int = s.info.queued + s.info.unacked
+        return n
+
+    def wait_held(self, max_held: int, timeout: Optional[float] = None) -> None:
+        """Flow control without polling: blocks until the library holds at
+        most max_held messages for the peer (see held), the worker waking
+        this thread. Raises Timeout when timeout (seconds; None: forever)
+        runs out first, NotConnected if the connection closes meanwhile,
+        Deadlock from a library callback. The GIL is released while waiting;
+        long waits are cut into slices so signal handlers (Ctrl-C) run."""
+        cid = self._id
+        if not cid:
+            raise self._closed_error()
+        if not isinstance(max_held, int) or max_held < 0:
+            raise InvalidArgument(detail=f"max_held must be an int >= 0, not {max_held!r}")
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if deadline is None:
+                ms = 200
+            else:
+                ms = max(0, min(200, int((deadline - time.monotonic()) * 1000) + 1))
+            rc = _wait_held(cid, max_held, ms)
+            if rc == 0:
+                return
+            if rc != _ETIMEDOUT or (deadline is not None and time.monotonic() >= deadline):
+                raise from_code(rc)
+            cid = self._id
+            if not cid:
+                raise self._closed_error()
 
     @property
     def state(self) -> ConnState:

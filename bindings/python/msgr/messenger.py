@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import ctypes
+from itertools import repeat
 import json
 import random
 import threading
@@ -19,6 +20,7 @@ from typing import (
     Iterator,
     List,
     Mapping,
+    NamedTuple,
     Optional,
     Tuple,
     Type,
@@ -44,6 +46,24 @@ from .policy import Policy
 
 #: What Messenger.recv / recv_batch return.
 Item = Union[Message, Event]
+
+
+class Received(NamedTuple):
+    """A message as Messenger.recv_copy returns it: the header fields and
+    the segments as bytes (copies: nothing to close or release)."""
+
+    conn: Connection
+    type: int
+    data: bytes
+    front: bytes
+    middle: bytes
+    tid: int
+    priority: int
+    seq: int
+
+
+#: What Messenger.recv_copy returns.
+CopiedItem = Union[Received, Event]
 OptionValue = Union[str, int, float, bool]
 
 _recv = lib.msgr_messenger_recv
@@ -79,6 +99,70 @@ class _EvScratch(threading.local):
 
 
 _ev = _EvScratch()
+
+_recv_copy = lib.msgr_messenger_recv_copy
+_RXSZ = sizeof(_lib.msgr_rxmsg)
+_RXW = _RXSZ // 8  # words a msgr_rxmsg
+_ERANGE = _lib.ERANGE
+_string_at = ctypes.string_at
+_tuple_new = tuple.__new__
+
+
+class _RxViews:
+    """Typed views of a msgr_rxmsg array (for _rx_items)."""
+
+    __slots__ = ("q", "i", "h", "u")
+
+    def __init__(self, raw: memoryview) -> None:
+        self.q = raw.cast("Q")  # conn [1], tid [3], seq [4], off [7]
+        self.i = raw.cast("i")  # type [0]
+        self.h = raw.cast("H")  # msg_type [2], priority [3]
+        self.u = raw.cast("I")  # front_len [16], middle_len [17], data_len [18]
+
+
+_pinned: set = set()
+_gil_ensure = ctypes.pythonapi.PyGILState_Ensure
+_gil_ensure.restype = ctypes.c_int
+_gil_ensure.argtypes = []
+
+
+def _pin_thread_state() -> None:
+    """ctypes makes and frees a Python thread state around every callback
+    from a thread Python did not start (~10 us each). Taking one more
+    PyGILState reference the first time a library thread calls keeps its
+    thread state, so its later callbacks reuse it (measured, W1 with a
+    callback per message: p50 55 -> 30 us)."""
+    t = threading.get_ident()
+    if t not in _pinned:
+        _pinned.add(t)
+        _gil_ensure()
+
+
+class _RxScratch(threading.local):
+    """Per-thread msgr_rxmsg array and payload buffer for recv_copy."""
+
+    def __init__(self) -> None:
+        self.cap = 0
+        self.bufsize = 0
+        self.grow(256)
+        self.resize(1 << 20)
+        self.used = ctypes.c_size_t(0)
+        self.pused = ctypes.addressof(self.used)
+
+    def grow(self, n: int) -> None:
+        arr = (_lib.msgr_rxmsg * n)()
+        self.arr = arr
+        self.addr = ctypes.addressof(arr)
+        self.views = _RxViews(memoryview(arr).cast("B"))
+        self.cap = n
+
+    def resize(self, n: int) -> None:
+        self.buf = ctypes.create_string_buffer(n)
+        self.baddr = ctypes.addressof(self.buf)
+        self.bufsize = n
+
+
+_rx = _RxScratch()
 
 
 def _timeout_ms(timeout: Optional[float]) -> int:
@@ -169,6 +253,7 @@ class Messenger:
         self._pull = bool(pull)
         self._fd: Optional[int] = None
         self._log_cb: Any = None
+        self._fast: Any = None  # set_fast_dispatch's callback, kept alive
         bname = _cstr("name", name)
         if nonce is None:
             nonce = random.SystemRandom().getrandbits(32) or 1
@@ -250,6 +335,7 @@ class Messenger:
             self._conns.clear()
             self._pending.clear()
             self._log_cb = None
+            self._fast = None
 
     def __del__(self) -> None:
         if getattr(self, "_id", 0):
@@ -513,6 +599,170 @@ class Messenger:
         if rc > 0:
             return self._items(rc)
         return []
+
+    def recv_copy(self, max_n: int = 256, timeout: Optional[float] = None) -> List[CopiedItem]:
+        """recv_batch for many small messages: each message comes as a
+        Received (header fields, segments as bytes copied in one block by
+        the library, nothing to close), events as Event. Same waiting, order
+        and return values as recv_batch ([] when the time ran out). A message
+        larger than this thread's 1 MiB buffer is received through recv and
+        copied the same way. Several times faster per message than
+        recv_batch: no Message objects, no call into the library per
+        message."""
+        if not isinstance(max_n, int):
+            raise TypeError(f"max_n must be an int, not {type(max_n).__name__}")
+        if max_n < 1:
+            raise InvalidArgument(detail=f"max_n must be >= 1, not {max_n}")
+        if self._pending:
+            return [self._copied(it) for it in self.recv_batch(max_n, 0)]
+        rx = _rx
+        if max_n > rx.cap:
+            rx.grow(max_n)
+        mid = self._mid()
+        ms = _timeout_ms(timeout)
+        deadline = None if ms < 0 else time.monotonic() + ms / 1000.0
+        while True:
+            slice_ms = ms
+            if ms < 0 or ms > _WAIT_SLICE_MS:
+                left = _WAIT_SLICE_MS if deadline is None else int((deadline - time.monotonic()) * 1000) + 1
+                slice_ms = max(0, min(_WAIT_SLICE_MS, left))
+            rc = _recv_copy(mid, rx.addr, max_n, _RXSZ, rx.baddr, rx.bufsize, rx.pused, slice_ms)
+            if rc > 0:
+                used = rx.used.value
+                return self._rx_items(rc, rx.views, _string_at(rx.baddr, used) if used else b"")
+            if rc == _ERANGE:
+                # Larger than the buffer: take it as a Message.
+                it = self.recv(0)
+                return [self._copied(it)]
+            if rc != _ETIMEDOUT and rc != _EAGAIN:
+                if rc == _lib.EBADF and not self._id:
+                    raise BadHandle(detail="messenger is closed")
+                raise from_code(rc)
+            if ms == 0 or (deadline is not None and time.monotonic() >= deadline):
+                return []
+            mid = self._mid()  # closed meanwhile?
+
+    def _copied(self, it: Item) -> CopiedItem:
+        if it.__class__ is not Message:
+            return it  # type: ignore[return-value]
+        m: Message = it  # type: ignore[assignment]
+        h = m.header()
+        r = Received(
+            m.conn,  # type: ignore[arg-type]
+            h.type,
+            m.tobytes(2),
+            m.tobytes(0),
+            m.tobytes(1),
+            h.tid,
+            h.priority,
+            h.seq,
+        )
+        m.close()
+        return r
+
+    def _rx_items(self, n: int, rx: _RxViews, blob: bytes) -> List[CopiedItem]:
+        """Wraps n msgr_rxmsg items (rx) whose payloads are in blob."""
+        w = _RXW
+        types = rx.i[0 : 2 * w * n : 2 * w].tolist()
+        cids = rx.q[1 : w * n : w].tolist()
+        conns = self._conns
+        # Segment lengths, then each message's bytes cut from the one copy.
+        fl = rx.u[16 : 2 * w * n : 2 * w].tolist()
+        ml = rx.u[17 : 2 * w * n : 2 * w].tolist()
+        dl = rx.u[18 : 2 * w * n : 2 * w].tolist()
+        offs = rx.q[7 : w * n : w].tolist()
+        if 1 in types and not any(fl) and not any(ml):
+            # The common case: data segments only.
+            datas = [blob[o : o + k] for o, k in zip(offs, dl)]
+            fronts = middles = [b""] * n
+        else:
+            fronts = [blob[o : o + k] for o, k in zip(offs, fl)]
+            middles = [blob[o + f : o + f + k] for o, f, k in zip(offs, fl, ml)]
+            datas = [blob[o + f + m : o + f + m + k] for o, f, m, k in zip(offs, fl, ml, dl)]
+        mtypes = rx.h[2 : 4 * w * n : 4 * w].tolist()
+        prios = rx.h[3 : 4 * w * n : 4 * w].tolist()
+        tids = rx.q[3 : w * n : w].tolist()
+        seqs = rx.q[4 : w * n : w].tolist()
+        if types.count(1) == n and cids.count(cids[0]) == n:
+            # The common case: messages only, one connection. The tuples
+            # are made by C loops (map over zip), no Python code per item.
+            c = conns.get(cids[0])  # type: ignore[assignment]
+            if c is None:
+                c = self._conn(cids[0])
+            return list(
+                map(
+                    _tuple_new,
+                    repeat(Received, n),
+                    zip(repeat(c, n), mtypes, datas, fronts, middles, tids, prios, seqs),
+                )
+            )
+        out: List[CopiedItem] = []
+        append = out.append
+        last_cid = 0
+        c: Connection = None  # type: ignore[assignment]
+        for k in range(n):
+            cid = cids[k]
+            if cid != last_cid:
+                c = conns.get(cid)  # type: ignore[assignment]
+                if c is None:
+                    c = self._conn(cid)
+                last_cid = cid
+            t = types[k]
+            if t == 1:
+                append(_tuple_new(Received, (c, mtypes[k], datas[k], fronts[k], middles[k], tids[k], prios[k], seqs[k])))
+                continue
+            try:
+                et = EventType(t)
+            except ValueError:  # an event type added by a later library
+                et = t
+            if t == 4:  # RESET: the session is gone; do not cache its handle
+                conns.pop(cid, None)
+                last_cid = 0
+            append(Event(et, c))
+        return out
+
+    def set_fast_dispatch(self, fn: Callable[[List[Received]], None]) -> None:
+        """Ceph's fast dispatch, a read at a time: fn(items) is called on the
+        library's worker thread with the messages one read of a connection
+        brought (a list of Received, in order, all of one connection), as
+        they arrive. No hop to another thread: the lowest latency this
+        package offers (a ping-pong answered from fn needs no wake-up of
+        your thread), and one call per read, not per message.
+
+        Every message goes to fn; connection events still come through
+        recv / recv_batch / dispatch_once. fn runs holding the GIL on a
+        library thread: keep it short (the worker serves its other
+        connections meanwhile); it may send (send_copy, send...) but not
+        wait (wait_held, recv with a timeout raise Deadlock). An exception
+        raised by fn is reported through sys.unraisablehook and the batch
+        is dropped. Before start(); once."""
+        if not callable(fn):
+            raise TypeError("fn must be callable")
+        mid = self._mid()
+        if self._fast is not None:
+            raise WrongState(detail="set_fast_dispatch was already called")
+        rxsz = _RXSZ
+
+        def _cb(user: Any, cid: int, rxp: int, n: int, bufp: int) -> None:
+            _pin_thread_state()
+            raw = memoryview((ctypes.c_char * (n * rxsz)).from_address(rxp)).cast("B")
+            views = _RxViews(raw)
+            last = n - 1
+            u = views.u
+            end = views.q[last * _RXW + 7] + u[last * 2 * _RXW + 16] + u[last * 2 * _RXW + 17] + u[last * 2 * _RXW + 18]
+            items = self._rx_items(n, views, _string_at(bufp, end) if end else b"")
+            fn(items)  # type: ignore[arg-type]
+
+        cb = _lib._fast_copy_fn(_cb)
+        ops = _lib.msgr_dispatcher_ops(
+            size=sizeof(_lib.msgr_dispatcher_ops),
+            flags=_lib.DISPATCH_F_FAST_ALL,
+            fast_dispatch_copy=cb,
+        )
+        rc = lib.msgr_messenger_add_dispatcher(mid, byref(ops), None, HEAD)
+        if rc:
+            raise from_code(rc)
+        self._fast = (cb, ops, fn)  # the C side calls cb until destroy
 
     def __iter__(self) -> Iterator[Item]:
         """Iterates over everything received until the messenger shuts down."""

@@ -216,3 +216,7 @@ def test_log_callback(live_baseline):
                 c.send_copy(1, b"x")
                 wait_for(lambda: any(isinstance(i, msgr.Message) for i in srv.recv_batch(timeout=0.1)), what="message")
     assert lines and all(isinstance(lvl, int) and isinstance(line, str) for lvl, line in lines)
+    # Each line carries its own level, not debug_ms (5) for all: connection
+    # events are level 1.
+    assert all(0 <= lvl < 5 for lvl, _ in lines), sorted({lvl for lvl, _ in lines})
+    assert any(lvl == 1 for lvl, _ in lines)

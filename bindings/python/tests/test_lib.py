@@ -118,7 +118,7 @@ def test_wrong_major_version_is_refused(bare_package):
     # _lib loads at import (MAJOR 0 matches); load() again with MAJOR 99.
     r = run_py(code, env)
     assert r.returncode == 0, r.stderr
-    assert "REFUSED" in r.stdout and "needs 99.1" in r.stdout
+    assert "REFUSED" in r.stdout and "needs 99." in r.stdout
 
 
 def test_bytes_offset_probe():

@@ -38,7 +38,7 @@ def test_sdist_then_wheel_from_it(tmp_path):
                         "-w", str(tmp_path), sdist], capture_output=True, text=True, timeout=600, env=env, cwd=str(tmp_path))
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     (whl,) = glob.glob(str(tmp_path / "msgr-*.whl"))
-    assert os.path.basename(whl).startswith("msgr-0.1.0-py3-none-linux_")
+    assert os.path.basename(whl).startswith("msgr-0.2.0-py3-none-linux_")
     with zipfile.ZipFile(whl) as z:
         names = z.namelist()
         assert "msgr/libmsgr.so.0" in names and "msgr/py.typed" in names and "msgr/_lib.py" in names
