@@ -65,17 +65,20 @@ def server(args: argparse.Namespace) -> int:
     m = new_messenger("osd.0", 0)  # nonce 0: clients dial a bare IP:PORT
     counts: dict = {}  # sink count per connection id
 
-    def on_read(items: list) -> None:
+    def on_read(batch: msgr.ReadBatch) -> None:
         # Fast dispatch: the worker thread hands over each read's messages,
-        # all of one connection. A run of sink messages is counted at once.
-        conn = items[0].conn
+        # all of one connection, also by column (no tuple per message). A
+        # run of sink messages is counted at once.
+        conn = batch.conn
         k = conn.id  # an int key: hashing it costs no Python call
-        ops = [it.data[:1] if it.type == MSG_PING else b"" for it in items]
+        ops = [d[:1] for d in batch.datas]
+        if batch.types.count(MSG_PING) != len(ops):
+            ops = [op if t == MSG_PING else b"" for op, t in zip(ops, batch.types)]
         sinks = ops.count(b"S")
         if sinks == len(ops):
             counts[k] = counts.get(k, 0) + sinks
             return
-        for it, op in zip(items, ops):
+        for it, op in zip(batch, ops):
             if op == b"S":
                 counts[k] = counts.get(k, 0) + 1
             elif op == b"P":
@@ -171,7 +174,7 @@ def w1(args: argparse.Namespace, deadline: float) -> int:
     st = {"left": warm + count, "t": 0}
     with new_messenger(f"client.{pid}", pid) as m:
 
-        def on_read(items: list) -> None:
+        def on_read(items: msgr.ReadBatch) -> None:
             for it in items:
                 t = perf()
                 if it.data != req:

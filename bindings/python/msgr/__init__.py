@@ -55,7 +55,7 @@ from .errors import (
     WrongState,
 )
 from .message import Buffer, Header, Message
-from .messenger import CopiedItem, Item, Messenger, Received, live_counts
+from .messenger import CopiedItem, Item, Messenger, ReadBatch, Received, live_counts
 from .policy import Policy
 
 __version__ = "0.2.0"
@@ -76,6 +76,7 @@ __all__ = [
     "Event",
     "Item",
     "Received",
+    "ReadBatch",
     "CopiedItem",
     "EntityType",
     "EventType",

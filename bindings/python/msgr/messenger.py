@@ -21,6 +21,9 @@ from typing import (
     List,
     Mapping,
     NamedTuple,
+    Sequence,
+    Set,
+    overload,
     Optional,
     Tuple,
     Type,
@@ -64,6 +67,70 @@ class Received(NamedTuple):
 
 #: What Messenger.recv_copy returns.
 CopiedItem = Union[Received, Event]
+
+
+class ReadBatch(Sequence[Received]):
+    """The messages one read of a connection brought, as set_fast_dispatch
+    hands them over: a sequence of Received (made when first indexed or
+    iterated), and the same data by column for code that works a batch at a
+    time without making a tuple per message: ``conn`` (one connection for
+    the whole batch), ``types``, ``datas`` (bytes), ``tids`` (lists,
+    index-aligned). Valid after the callback returns (everything is a
+    copy)."""
+
+    __slots__ = ("conn", "types", "datas", "tids", "_fronts", "_middles", "_prios", "_seqs", "_items")
+
+    def __init__(
+        self,
+        conn: Connection,
+        types: List[int],
+        datas: List[bytes],
+        tids: List[int],
+        fronts: List[bytes],
+        middles: List[bytes],
+        prios: List[int],
+        seqs: List[int],
+    ) -> None:
+        self.conn = conn
+        self.types = types
+        self.datas = datas
+        self.tids = tids
+        self._fronts = fronts
+        self._middles = middles
+        self._prios = prios
+        self._seqs = seqs
+        self._items: Optional[List[Received]] = None
+
+    def _list(self) -> List[Received]:
+        items = self._items
+        if items is None:
+            n = len(self.types)
+            items = self._items = list(
+                map(
+                    _tuple_new,
+                    repeat(Received, n),
+                    zip(repeat(self.conn, n), self.types, self.datas, self._fronts, self._middles, self.tids, self._prios, self._seqs),
+                )
+            )
+        return items
+
+    def __len__(self) -> int:
+        return len(self.types)
+
+    @overload
+    def __getitem__(self, i: int) -> Received: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> List[Received]: ...
+
+    def __getitem__(self, i: Union[int, slice]) -> Union[Received, List[Received]]:
+        return self._list()[i]
+
+    def __iter__(self) -> Iterator[Received]:
+        return iter(self._list())
+
+    def __repr__(self) -> str:
+        return f"<msgr.ReadBatch {len(self)} messages conn={self.conn!r}>"
 OptionValue = Union[str, int, float, bool]
 
 _recv = lib.msgr_messenger_recv
@@ -120,7 +187,7 @@ class _RxViews:
         self.u = raw.cast("I")  # front_len [16], middle_len [17], data_len [18]
 
 
-_pinned: set = set()
+_pinned: Set[int] = set()
 _gil_ensure = ctypes.pythonapi.PyGILState_Ensure
 _gil_ensure.restype = ctypes.c_int
 _gil_ensure.argtypes = []
@@ -643,9 +710,9 @@ class Messenger:
             mid = self._mid()  # closed meanwhile?
 
     def _copied(self, it: Item) -> CopiedItem:
-        if it.__class__ is not Message:
-            return it  # type: ignore[return-value]
-        m: Message = it  # type: ignore[assignment]
+        if not isinstance(it, Message):
+            return it
+        m = it
         h = m.header()
         r = Received(
             m.conn,  # type: ignore[arg-type]
@@ -660,12 +727,13 @@ class Messenger:
         m.close()
         return r
 
-    def _rx_items(self, n: int, rx: _RxViews, blob: bytes) -> List[CopiedItem]:
-        """Wraps n msgr_rxmsg items (rx) whose payloads are in blob."""
+    def _rx_columns(self, n: int, rx: _RxViews, blob: bytes) -> Tuple[List[Any], ...]:
+        """The n msgr_rxmsg items of rx (payloads in blob) by column:
+        item types, connection ids, message types, datas, fronts, middles,
+        tids, priorities, seqs."""
         w = _RXW
         types = rx.i[0 : 2 * w * n : 2 * w].tolist()
         cids = rx.q[1 : w * n : w].tolist()
-        conns = self._conns
         # Segment lengths, then each message's bytes cut from the one copy.
         fl = rx.u[16 : 2 * w * n : 2 * w].tolist()
         ml = rx.u[17 : 2 * w * n : 2 * w].tolist()
@@ -683,29 +751,34 @@ class Messenger:
         prios = rx.h[3 : 4 * w * n : 4 * w].tolist()
         tids = rx.q[3 : w * n : w].tolist()
         seqs = rx.q[4 : w * n : w].tolist()
+        return types, cids, mtypes, datas, fronts, middles, tids, prios, seqs
+
+    def _rx_items(self, n: int, rx: _RxViews, blob: bytes) -> List[CopiedItem]:
+        """Wraps n msgr_rxmsg items (rx) whose payloads are in blob."""
+        types, cids, mtypes, datas, fronts, middles, tids, prios, seqs = self._rx_columns(n, rx, blob)
+        conns = self._conns
         if types.count(1) == n and cids.count(cids[0]) == n:
             # The common case: messages only, one connection. The tuples
             # are made by C loops (map over zip), no Python code per item.
-            c = conns.get(cids[0])  # type: ignore[assignment]
-            if c is None:
-                c = self._conn(cids[0])
+            c0 = conns.get(cids[0])
+            if c0 is None:
+                c0 = self._conn(cids[0])
             return list(
                 map(
                     _tuple_new,
                     repeat(Received, n),
-                    zip(repeat(c, n), mtypes, datas, fronts, middles, tids, prios, seqs),
+                    zip(repeat(c0, n), mtypes, datas, fronts, middles, tids, prios, seqs),
                 )
             )
         out: List[CopiedItem] = []
         append = out.append
         last_cid = 0
-        c: Connection = None  # type: ignore[assignment]
+        c = self._conn(cids[0])
         for k in range(n):
             cid = cids[k]
             if cid != last_cid:
-                c = conns.get(cid)  # type: ignore[assignment]
-                if c is None:
-                    c = self._conn(cid)
+                cc = conns.get(cid)
+                c = cc if cc is not None else self._conn(cid)
                 last_cid = cid
             t = types[k]
             if t == 1:
@@ -721,11 +794,11 @@ class Messenger:
             append(Event(et, c))
         return out
 
-    def set_fast_dispatch(self, fn: Callable[[List[Received]], None]) -> None:
-        """Ceph's fast dispatch, a read at a time: fn(items) is called on the
+    def set_fast_dispatch(self, fn: Callable[[ReadBatch], None]) -> None:
+        """Ceph's fast dispatch, a read at a time: fn(batch) is called on the
         library's worker thread with the messages one read of a connection
-        brought (a list of Received, in order, all of one connection), as
-        they arrive. No hop to another thread: the lowest latency this
+        brought (a ReadBatch: a sequence of Received, in order, all of one
+        connection, with the same data by column), as they arrive. No hop to another thread: the lowest latency this
         package offers (a ping-pong answered from fn needs no wake-up of
         your thread), and one call per read, not per message.
 
@@ -750,8 +823,13 @@ class Messenger:
             last = n - 1
             u = views.u
             end = views.q[last * _RXW + 7] + u[last * 2 * _RXW + 16] + u[last * 2 * _RXW + 17] + u[last * 2 * _RXW + 18]
-            items = self._rx_items(n, views, _string_at(bufp, end) if end else b"")
-            fn(items)  # type: ignore[arg-type]
+            _, cids, mtypes, datas, fronts, middles, tids, prios, seqs = self._rx_columns(
+                n, views, _string_at(bufp, end) if end else b""
+            )
+            c = self._conns.get(cids[0])
+            if c is None:
+                c = self._conn(cids[0])
+            fn(ReadBatch(c, mtypes, datas, tids, fronts, middles, prios, seqs))
 
         cb = _lib._fast_copy_fn(_cb)
         ops = _lib.msgr_dispatcher_ops(

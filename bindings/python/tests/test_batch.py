@@ -79,8 +79,12 @@ def test_fast_dispatch_read_batches(live_baseline, echo_server):
 
     def on_read(items: list) -> None:
         calls.append(threading.get_ident())
-        if len({it.conn.id for it in items}) != 1:
+        if not isinstance(items, msgr.ReadBatch) or len({it.conn.id for it in items}) != 1:
             errors.append("a batch mixed connections")
+        if items.datas != [it.data for it in items] or items.types != [5] * len(items):
+            errors.append("columns differ from the items")
+        if items.conn != items[0].conn or items.tids != [it.tid for it in items]:
+            errors.append("conn or tids columns differ")
         for it in items:
             if not check(len(got), it.data):
                 errors.append(f"message {len(got)} corrupt or out of order")
