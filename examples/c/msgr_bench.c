@@ -140,6 +140,35 @@ static void on_signal(int sig) {
     stop = 1;
 }
 
+/* The connection's sink counter (on its priv pointer), made on first use. */
+static struct counter *counter_of(msgr_conn c) {
+    struct counter *k = NULL;
+    msgr_conn_get_priv(c, (void **)&k);
+    if (k == NULL) {
+        k = calloc(1, sizeof *k);
+        if (k == NULL || msgr_conn_set_priv(c, k) != 0) {
+            free(k);
+            return NULL;
+        }
+    }
+    return k;
+}
+
+/* 'S' counts; 'E' answers 'C' + the count (little endian) and resets it. */
+static void sink(msgr_conn c, struct counter *k, unsigned char op) {
+    if (op == 'S') {
+        k->n++;
+    } else if (op == 'E') {
+        unsigned char rep[9];
+        int i;
+        rep[0] = 'C';
+        for (i = 0; i < 8; i++)
+            rep[1 + i] = (unsigned char)(k->n >> (8 * i));
+        k->n = 0;
+        send_or_drop(c, make(rep, sizeof rep));
+    }
+}
+
 static void srv_fast(void *u, msgr_conn c, msgr_msg *m) {
     const unsigned char *p;
     size_t n;
@@ -153,25 +182,8 @@ static void srv_fast(void *u, msgr_conn c, msgr_msg *m) {
         return;
     case 'S':
     case 'E':
-        msgr_conn_get_priv(c, (void **)&k);
-        if (k == NULL) {
-            k = calloc(1, sizeof *k);
-            if (k == NULL || msgr_conn_set_priv(c, k) != 0) {
-                free(k);
-                return;
-            }
-        }
-        if (p[0] == 'S') {
-            k->n++;
-        } else {
-            unsigned char rep[9];
-            int i;
-            rep[0] = 'C';
-            for (i = 0; i < 8; i++) /* little endian */
-                rep[1 + i] = (unsigned char)(k->n >> (8 * i));
-            k->n = 0;
-            send_or_drop(c, make(rep, sizeof rep));
-        }
+        if ((k = counter_of(c)) != NULL)
+            sink(c, k, p[0]);
         return;
     }
 }
@@ -197,27 +209,9 @@ static void srv_copy(void *u, msgr_conn c, const msgr_rxmsg *rx, size_t n, const
             msgr_conn_send_copy(c, &o, 1, sizeof o, NULL); /* the echo */
             continue;
         }
-        if (k == NULL) {
-            msgr_conn_get_priv(c, (void **)&k);
-            if (k == NULL) {
-                k = calloc(1, sizeof *k);
-                if (k == NULL || msgr_conn_set_priv(c, k) != 0) {
-                    free(k);
-                    return;
-                }
-            }
-        }
-        if (p[0] == 'S') {
-            k->n++;
-        } else if (p[0] == 'E') {
-            unsigned char rep[9];
-            int b;
-            rep[0] = 'C';
-            for (b = 0; b < 8; b++) /* little endian */
-                rep[1 + b] = (unsigned char)(k->n >> (8 * b));
-            k->n = 0;
-            send_or_drop(c, make(rep, sizeof rep));
-        }
+        if (k == NULL && (k = counter_of(c)) == NULL)
+            return;
+        sink(c, k, p[0]);
     }
 }
 

@@ -353,7 +353,8 @@ class Connection:
 
     # --- state ----------------------------------------------------------------
 
-    def info(self) -> ConnInfo:
+    def _raw_info(self) -> Any:
+        """msgr_conn_get_info into this thread's scratch struct."""
         cid = self._id
         if not cid:
             raise self._closed_error()
@@ -361,7 +362,10 @@ class Connection:
         rc = lib.msgr_conn_get_info(cid, s.pinfo)
         if rc:
             raise from_code(rc)
-        i = s.info
+        return s.info
+
+    def info(self) -> ConnInfo:
+        i = self._raw_info()
         try:
             state = ConnState(i.state)
         except ValueError:  # a state added by a later library
@@ -402,28 +406,15 @@ class Connection:
     def queued(self) -> int:
         """Messages waiting to be written (for a sender's flow control:
         send never blocks)."""
-        cid = self._id
-        if not cid:
-            raise self._closed_error()
-        s = _scratch
-        rc = lib.msgr_conn_get_info(cid, s.pinfo)
-        if rc:
-            raise from_code(rc)
-        q: int = s.info.queued
+        q: int = self._raw_info().queued
         return q
 
     @property
     def held(self) -> int:
         """Messages the library holds for the peer: queued plus, on lossless
         sessions, written but not yet acknowledged (what wait_held bounds)."""
-        cid = self._id
-        if not cid:
-            raise self._closed_error()
-        s = _scratch
-        rc = lib.msgr_conn_get_info(cid, s.pinfo)
-        if rc:
-            raise from_code(rc)
-        n: int = s.info.queued + s.info.unacked
+        i = self._raw_info()
+        n: int = i.queued + i.unacked
         return n
 
     def wait_held(self, max_held: int, timeout: Optional[float] = None) -> None:
