@@ -27,13 +27,13 @@ G=build/bin/msgr-bench
 for b in $C $G; do [ -x $b ] || { echo "missing $b: run make bench-c" >&2; exit 1; }; done
 port=$((20000 + RANDOM % 20000))
 out=$(mktemp)
-trap 'rm -f $out' EXIT
+trap 'rm -f $out $out.srv $out.cli' EXIT
 
 median() { sort -n | awk '{a[NR]=$1} END {if (NR==0) print "nan"; else print a[int((NR+1)/2)]}'; }
 
 run_pair() { # server client workload port -> prints the figure that counts
 	local srv=$1 cli=$2 wl=$3 port=$4 fig
-	$srv server --addr 127.0.0.1:$port --max-seconds 300 2>/dev/null &
+	$srv server --addr 127.0.0.1:$port --max-seconds 300 2>"$out.srv" &
 	local spid=$!
 	# Wait until it listens: a client refused at first may not recover.
 	for _ in $(seq 100); do
@@ -43,8 +43,16 @@ run_pair() { # server client workload port -> prints the figure that counts
 	local args="--workload $wl"
 	[ "$wl" = W5 ] && args="$args --conns 100 --count 1000"
 	local line
-	line=$(timeout 300 $cli client --addr 127.0.0.1:$port $args $extra | tail -1) || line=""
+	line=$(timeout 300 $cli client --addr 127.0.0.1:$port $args $extra 2>"$out.cli" | tail -1) || line=""
 	kill $spid 2>/dev/null; wait $spid 2>/dev/null || true
+	if [ -z "$line" ]; then
+		# Keep what the failed pairing said: the figure becomes nan.
+		{
+			echo "bench_compare: $srv server / $cli client, $wl, port $port failed"
+			sed 's/^/  client: /' "$out.cli" | tail -20
+			sed 's/^/  server: /' "$out.srv" | tail -20
+		} >&2
+	fi
 	case $wl in
 	W1) fig=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["p50_us"])' "$line" 2>/dev/null || echo nan) ;;
 	W2 | W5) fig=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["msgs_per_s"])' "$line" 2>/dev/null || echo nan) ;;
