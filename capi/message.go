@@ -29,15 +29,33 @@ func cSlice(p *C.uchar, n C.size_t) []byte {
 // connection calls Release once it is done with a message (written, or
 // acknowledged on a lossless session), and Release calls DataFree as its
 // last touch of the message, which puts it back. A small payload is copied
-// into buf (its own allocation, holding no pointers, so a message delivered
-// locally can be lent to C); a larger one is sent from the C message's
-// buffers, whose reference cm holds until the release.
+// into inline, next to the header just written (one less cache line to
+// fetch per message than a separate buffer: the sender and the worker
+// touch every message on different cores), a medium one into buf; a
+// larger one is sent from the C message's buffers, whose reference cm
+// holds until the release. (Received messages are lent to C by address,
+// never as Go pointers, so payload memory may sit inside this struct.)
 type sendMsg struct {
 	msg.Link[sendMsg]
-	m    msg.Message
-	buf  []byte
-	cm   *C.struct_msgr_msg
-	free func() // s.release, bound once
+	m      msg.Message
+	buf    []byte
+	cm     *C.struct_msgr_msg
+	free   func() // s.release, bound once
+	inline [inlineMax]byte
+}
+
+// inlineMax is the payload a sendMsg carries inside itself.
+const inlineMax = 128
+
+// space returns n bytes of the message's own storage for a copied payload.
+func (s *sendMsg) space(n int) []byte {
+	if n <= inlineMax {
+		return s.inline[:n]
+	}
+	if cap(s.buf) < n {
+		s.buf = make([]byte, n)
+	}
+	return s.buf[:n]
 }
 
 // sendFree holds the released sendMsgs: a C thread takes them and a worker
@@ -102,10 +120,7 @@ func goMessage(cm *C.struct_msgr_msg) (m *msg.Message, copied bool) {
 		m.Data = cSlice(d.p, d.len)
 		return m, false
 	}
-	if cap(s.buf) < total {
-		s.buf = make([]byte, max(total, 64))
-	}
-	buf := s.buf[:total]
+	buf := s.space(total)
 	n := copy(buf, cSlice(f.p, f.len))
 	n2 := n + copy(buf[n:], cSlice(mi.p, mi.len))
 	copy(buf[n2:], cSlice(d.p, d.len))
@@ -145,10 +160,7 @@ func goMessageCopy(o *C.msgr_outmsg, s *sendMsg) *msg.Message {
 	m.DataFree = s.free
 	fl, ml, dl := int(o.front_len), int(o.middle_len), int(o.data_len)
 	total := fl + ml + dl
-	if cap(s.buf) < total {
-		s.buf = make([]byte, max(total, 64))
-	}
-	buf := s.buf[:total]
+	buf := s.space(total)
 	copy(buf, unsafe.Slice((*byte)(o.front), fl))
 	copy(buf[fl:], unsafe.Slice((*byte)(o.middle), ml))
 	copy(buf[fl+ml:], unsafe.Slice((*byte)(o.data), dl))

@@ -484,6 +484,10 @@ func (c *Connection) drain() {
 	c.staged = c.spare[:0]
 	ka := c.stagedKA
 	c.stagedKA = false
+	// They move from staged to the session's queue: count them as queued
+	// before Stats can see staged empty (the next write stores the exact
+	// count), so Queued+Unacked never dips to 0 while messages are held.
+	c.queued.Add(int64(len(st)))
 	c.outMu.Unlock()
 	for i, m := range st {
 		c.sess.Enqueue(m)

@@ -428,7 +428,15 @@ func TestPerfJSON(t *testing.T) {
 type gate struct {
 	*rec
 	open chan struct{}
+	once *sync.Once
 }
+
+func newGate(r *rec) gate { return gate{r, make(chan struct{}), new(sync.Once)} }
+
+// release opens the gate (once). Tests defer it after deferring shutdown,
+// so it runs first: a failed check must not leave the dispatcher blocked,
+// or shutdown would wait for it for ever.
+func (g gate) release() { g.once.Do(func() { close(g.open) }) }
 
 func (g gate) Dispatch(c dispatch.Conn, m *msg.Message) bool {
 	<-g.open
@@ -440,12 +448,13 @@ func TestDispatchThrottleBackpressure(t *testing.T) {
 	o := testOpts(t)
 	o.DispatchThrottleBytes = 64 << 10
 	sr := newRec(false)
-	g := gate{sr, make(chan struct{})}
+	g := newGate(sr)
 	srv := newServer(t, o, 1, g)
 	srv.SetPolicy(msg.EntityClient, msg.StatefulServer(0))
 	cli := newClient(t, o, 1, nil)
 	cli.SetPolicy(msg.EntityOSD, msg.LosslessClient(0))
 	defer shutdown(t, cli, srv)
+	defer g.release() // runs first: see gate.release
 	c, _ := cli.ConnectTo(msg.EntityOSD, srv.Addrs())
 	const n, size = 400, 4096
 	for i := uint64(0); i < n; i++ {
@@ -471,7 +480,7 @@ func TestDispatchThrottleBackpressure(t *testing.T) {
 	if p.MsgsIn >= n {
 		t.Errorf("server read everything (%d) despite the throttle", p.MsgsIn)
 	}
-	close(g.open)
+	g.release()
 	sr.waitFor(t, "all messages after the gate opens", 10*time.Second, func() bool { return len(sr.msgs) == n })
 	for i, m := range sr.msgs {
 		if num(m) != uint64(i) {
@@ -487,13 +496,14 @@ func TestPolicyThrottleMessages(t *testing.T) {
 	defer leakcheck.Take().Check(t)
 	o := testOpts(t)
 	sr := newRec(false)
-	g := gate{sr, make(chan struct{})}
+	g := newGate(sr)
 	srv := newServer(t, o, 1, g)
 	pol := msg.StatelessServer(0)
 	pol.ThrottleMessages = 10
 	srv.SetPolicy(msg.EntityClient, pol)
 	cli := newClient(t, o, 1, nil)
 	defer shutdown(t, cli, srv)
+	defer g.release() // runs first: see gate.release
 	c, _ := cli.ConnectTo(msg.EntityOSD, srv.Addrs())
 	const n = 200
 	for i := uint64(0); i < n; i++ {
@@ -509,7 +519,7 @@ func TestPolicyThrottleMessages(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	close(g.open)
+	g.release()
 	sr.waitFor(t, "all messages", 10*time.Second, func() bool { return len(sr.msgs) == n })
 }
 
@@ -953,7 +963,7 @@ func TestWaitHeld(t *testing.T) {
 	o := testOpts(t)
 	o.DispatchThrottleBytes = 64 << 10
 	sr := newRec(false)
-	g := gate{sr, make(chan struct{})}
+	g := newGate(sr)
 	srv := newServer(t, o, 1, g)
 	srv.SetPolicy(msg.EntityClient, msg.StatefulServer(0))
 	loopErr := make(chan error, 1)
@@ -967,6 +977,7 @@ func TestWaitHeld(t *testing.T) {
 	}))
 	cli.SetPolicy(msg.EntityOSD, msg.LosslessClient(0))
 	defer shutdown(t, cli, srv)
+	defer g.release()
 	c, _ := cli.ConnectTo(msg.EntityOSD, srv.Addrs())
 	const n, size = 400, 4096
 	for i := uint64(0); i < n; i++ {
@@ -990,7 +1001,7 @@ func TestWaitHeld(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- c.WaitHeld(0, 10*time.Second) }()
 	time.Sleep(20 * time.Millisecond)
-	close(g.open)
+	g.release()
 	if err := <-done; err != nil {
 		t.Fatalf("WaitHeld after the peer resumed: %v", err)
 	}
