@@ -682,8 +682,8 @@ func (c *Connection) applyFault(f *protocol.Fault) {
 		return
 	}
 	c.cfg.Counters.Faults.Add(1)
+	c.lastFault.Store(&faultRec{f}) // before the count: a reader seeing it up finds the fault
 	c.faults.Add(1)
-	c.lastFault.Store(&faultRec{f})
 	c.cfg.dout(1, "%v: fault: %v", c, f)
 	c.detachSocket()
 	c.m = nil

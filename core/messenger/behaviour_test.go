@@ -156,9 +156,11 @@ func TestConnectRefused(t *testing.T) {
 		if p := cli.Perf(); p.Refused < 2 || p.Reconnects < 1 {
 			t.Errorf("perf refused %d reconnects %d", p.Refused, p.Reconnects)
 		}
-		// The connection says why: its last fault is the refusal.
-		if f := c.LastFault(); !errors.Is(f, syscall.ECONNREFUSED) || c.Faults() < 2 {
-			t.Errorf("LastFault %v (faults %d), want ECONNREFUSED, >= 2", f, c.Faults())
+		// The connection says why: its last fault is the refusal. (A refusal
+		// is reported before its fault is counted, so after two reports at
+		// least the first is counted.)
+		if f := c.LastFault(); !errors.Is(f, syscall.ECONNREFUSED) || c.Faults() < 1 {
+			t.Errorf("LastFault %v (faults %d), want ECONNREFUSED, >= 1", f, c.Faults())
 		}
 		c.MarkDown()
 		shutdown(t, cli)
