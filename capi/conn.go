@@ -15,7 +15,6 @@ import (
 
 	"github.com/msgr-dev/msgr/core/conn"
 	"github.com/msgr-dev/msgr/core/dispatch"
-	"github.com/msgr-dev/msgr/core/msg"
 )
 
 // centry is the Go side of one msgr_conn handle: one per connection, kept
@@ -246,28 +245,19 @@ func msgrgo_conn_send_copy(id C.uint64_t, msgs *C.msgr_outmsg, n, size C.size_t,
 	}
 	sent := 0
 	defer func() { e.ms.countSend(true, sent) }()
+	// In chunks of one pack: the connection's loop builds the messages.
 	base := unsafe.Pointer(msgs)
-	// In chunks: one free-list lock and one connection lock per chunk.
-	var sm [64]*sendMsg
-	var gm [64]*msg.Message
 	for sent < int(n) {
-		k := min(int(n)-sent, len(sm))
-		getSendMsgs(sm[:k])
-		for i := 0; i < k; i++ {
-			o := (*C.msgr_outmsg)(unsafe.Add(base, uintptr(sent+i)*uintptr(size)))
-			gm[i] = goMessageCopy(o, sm[i])
-		}
-		q, err := c.SendMany(gm[:k])
-		sent += q
-		*took = C.size_t(sent)
-		for i := q; i < k; i++ {
-			gm[i].Release() // back to the free list; nothing of the caller's is held
-		}
-		clear(gm[:k])
-		clear(sm[:k])
-		if err != nil {
+		k := min(int(n)-sent, packMax)
+		sl := getPack(k)
+		sl.unused(len(sl.msgs) - k)
+		sl.pack(unsafe.Add(base, uintptr(sent)*uintptr(size)), uintptr(size), k)
+		if err := c.SendPacked(sl); err != nil {
+			sl.Discard() // nothing of the caller's is held
 			return failErr(err)
 		}
+		sent += k
+		*took = C.size_t(sent)
 	}
 	return 0
 }

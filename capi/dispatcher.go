@@ -25,12 +25,11 @@ type cDispatcher struct {
 	hasDispatch, hasFast, fastAll bool
 	hasEv                         [7]bool // by MSGR_EVENT_*
 
-	// The queue asks CanFastDispatch twice per message (dispatch.Queue's
-	// CanFastDispatch, then FastDispatch walks the chain again): the last
-	// answers are remembered so C is asked once. Holding the pointer keeps
-	// the message alive, so its address cannot be reused meanwhile.
-	lastYes, lastNo atomic.Pointer[msg.Message]
-	released        atomic.Bool
+	// No answer of can_fast_dispatch is cached by message address: received
+	// messages are pooled, so an address comes back as another message (a
+	// cached "no" for a slow message sent the next fast one, reusing its
+	// struct, to the slow path, where no dispatcher took it: lost).
+	released atomic.Bool
 }
 
 func newCDispatcher(ms *mentry, d *C.struct_msgrc_dispatcher) *cDispatcher {
@@ -114,23 +113,10 @@ func (x *cDispatcher) CanFastDispatch(m *msg.Message) bool {
 	if x.fastAll {
 		return true
 	}
-	if x.lastYes.Load() == m {
-		return true
-	}
-	if x.lastNo.Load() == m {
-		return false
-	}
-	yes := x.callMsg(0, nil, m)
-	if yes {
-		x.lastYes.Store(m)
-	} else {
-		x.lastNo.Store(m)
-	}
-	return yes
+	return x.callMsg(0, nil, m)
 }
 
 func (x *cDispatcher) FastDispatch(c dispatch.Conn, m *msg.Message) {
-	x.lastYes.CompareAndSwap(m, nil)
 	x.callMsg(1, c, m)
 	m.Release()
 }
@@ -152,9 +138,6 @@ func (x *cDispatcher) FastDispatchBatch(c dispatch.Conn, ms []*msg.Message) {
 	for len(ms) > 0 {
 		k := min(len(ms), rxChunk)
 		for i, m := range ms[:k] {
-			if !x.fastAll {
-				x.lastYes.CompareAndSwap(m, nil)
-			}
 			r := &rx[i]
 			r.seq = C.uint64_t(m.Seq)
 			r.tid = C.uint64_t(m.Tid)

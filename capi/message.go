@@ -64,18 +64,12 @@ func (s *sendMsg) space(n int) []byte {
 var sendFree msg.FreeList[sendMsg, *sendMsg]
 
 func getSendMsg() *sendMsg {
-	var one [1]*sendMsg
-	getSendMsgs(one[:])
-	return one[0]
-}
-
-// getSendMsgs fills out with free (or new) messages, one lock for all.
-func getSendMsgs(out []*sendMsg) {
-	for i := sendFree.GetMany(out); i < len(out); i++ {
-		s := &sendMsg{}
+	s := sendFree.Get()
+	if s == nil {
+		s = &sendMsg{}
 		s.free = s.release
-		out[i] = s
 	}
+	return s
 }
 
 func (s *sendMsg) release() {
@@ -134,46 +128,6 @@ func goMessage(cm *C.struct_msgr_msg) (m *msg.Message, copied bool) {
 		m.Data = buf[n2:total:total]
 	}
 	return m, true
-}
-
-// goMessageCopy builds the Go message for a msgr_outmsg, copying its
-// segments into a pooled message.
-func goMessageCopy(o *C.msgr_outmsg, s *sendMsg) *msg.Message {
-	m := &s.m
-	m.Header = msg.Header{
-		Tid:           uint64(o.tid),
-		Type:          uint16(o._type),
-		Priority:      uint16(o.priority),
-		Version:       uint16(o.version),
-		CompatVersion: uint16(o.compat_version),
-		Flags:         msg.FlagsDefault,
-	}
-	if m.Priority == 0 {
-		m.Priority = msg.PrioDefault
-	}
-	if m.Version == 0 {
-		m.Version = 1
-	}
-	if m.CompatVersion == 0 {
-		m.CompatVersion = 1
-	}
-	m.DataFree = s.free
-	fl, ml, dl := int(o.front_len), int(o.middle_len), int(o.data_len)
-	total := fl + ml + dl
-	buf := s.space(total)
-	copy(buf, unsafe.Slice((*byte)(o.front), fl))
-	copy(buf[fl:], unsafe.Slice((*byte)(o.middle), ml))
-	copy(buf[fl+ml:], unsafe.Slice((*byte)(o.data), dl))
-	if fl > 0 {
-		m.Front = buf[:fl:fl]
-	}
-	if ml > 0 {
-		m.Middle = buf[fl : fl+ml : fl+ml]
-	}
-	if dl > 0 {
-		m.Data = buf[fl+ml : total : total]
-	}
-	return m
 }
 
 // fillRx writes the received message m into the C message cm whose

@@ -278,8 +278,11 @@ type Connection struct {
 
 	// Staging for Send (any goroutine), guarded by outMu.
 	outMu     sync.Mutex
-	staged    []*msg.Message
+	staged    []*msg.Message // nil entries stand for the next of packs
 	spare     []*msg.Message
+	packs     []Packed
+	packSpare []Packed
+	packedN   int // messages in packs
 	stagedKA  bool
 	outClosed bool
 	armed     bool          // the loop will look at staged without a new event
@@ -338,6 +341,7 @@ type Connection struct {
 	tDelay       ctimer
 	delayOn      bool
 	delayQ       []delayed
+	unpacked     []*msg.Message // drain's scratch for a pack's messages
 	rng          *rand.Rand
 	connectStart time.Time
 }
@@ -548,7 +552,7 @@ type Stats struct {
 // Stats returns the connection's counters. Any goroutine.
 func (c *Connection) Stats() Stats {
 	c.outMu.Lock()
-	st := len(c.staged)
+	st := len(c.staged) - len(c.packs) + c.packedN
 	c.outMu.Unlock()
 	return Stats{
 		MsgsIn: c.msgsIn.Load(), MsgsOut: c.msgsOut.Load(),
@@ -631,6 +635,50 @@ func (c *Connection) SendMany(ms []*msg.Message) (int, error) {
 	c.staged = append(c.staged, ms...)
 	c.kickUnlock()
 	return len(ms), nil
+}
+
+// Packed is a run of messages a sender described without building them:
+// the connection's loop builds them when it drains its staged messages,
+// on the core that will frame, write and release them. (A C sender that
+// built the messages on its own thread made every message a handful of
+// cache lines crossing cores twice: once built, once released.)
+type Packed interface {
+	// Len is how many messages it holds.
+	Len() int
+	// Unpack appends the messages, built, in order. Called once, on the
+	// connection's loop; the connection owns them from then on.
+	Unpack(out []*msg.Message) []*msg.Message
+	// Discard frees the pack without building (the connection closed).
+	Discard()
+}
+
+// SendPacked is SendMany of the messages p describes, built later on the
+// connection's loop (a local connection builds and delivers them now).
+// On success the connection owns p; on error (ErrClosed) the caller
+// keeps it. Any goroutine.
+func (c *Connection) SendPacked(p Packed) error {
+	if c.local {
+		ms := p.Unpack(nil)
+		for i, m := range ms {
+			if err := c.sendLocal(m); err != nil {
+				for _, m := range ms[i:] {
+					m.Release()
+				}
+				return err
+			}
+		}
+		return nil
+	}
+	c.outMu.Lock()
+	if c.outClosed {
+		c.outMu.Unlock()
+		return ErrClosed
+	}
+	c.staged = append(c.staged, nil)
+	c.packs = append(c.packs, p)
+	c.packedN += p.Len()
+	c.kickUnlock()
+	return nil
 }
 
 // kickUnlock ends a Send: unless the loop will look at the staged

@@ -86,6 +86,26 @@ func (c *counter) FastDispatch(_ dispatch.Conn, m *msg.Message) {
 	c.n.Add(1)
 }
 
+// testPack is a conn.Packed of ready messages.
+type testPack struct {
+	ms                  []*msg.Message
+	unpacked, discarded *atomic.Int32
+}
+
+func (p *testPack) Len() int { return len(p.ms) }
+func (p *testPack) Unpack(out []*msg.Message) []*msg.Message {
+	if p.unpacked != nil {
+		p.unpacked.Add(1)
+	}
+	return append(out, p.ms...)
+}
+func (p *testPack) Discard() {
+	for _, m := range p.ms {
+		m.Release()
+	}
+	p.discarded.Add(1)
+}
+
 func TestConnectionDirect(t *testing.T) {
 	defer leakcheck.Take().Check(t)
 	st, err := stack.New(stack.Options{Workers: 2})
@@ -127,18 +147,44 @@ func TestConnectionDirect(t *testing.T) {
 	}
 	c.Start()
 
-	// Concurrent senders: each one's messages stay in its order.
+	// Concurrent senders: each one's messages stay in its order. Sender 0
+	// mixes packs (built on the loop) of 1-7 messages with single sends.
 	const senders, per = 4, 500
 	var wg sync.WaitGroup
+	var unpacked atomic.Int32
 	for g := uint32(0); g < senders; g++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var pack *testPack
 			for k := uint32(0); k < per; k++ {
 				b := make([]byte, 8)
 				binary.LittleEndian.PutUint32(b, g)
 				binary.LittleEndian.PutUint32(b[4:], k)
-				if err := c.Send(msg.New(1, b)); err != nil {
+				m := msg.New(1, b)
+				if g == 0 && k%3 != 0 {
+					if pack == nil {
+						pack = &testPack{unpacked: &unpacked}
+					}
+					pack.ms = append(pack.ms, m)
+					if len(pack.ms) < int(k%7+1) && k < per-1 {
+						continue
+					}
+					if err := c.SendPacked(pack); err != nil {
+						t.Error(err)
+						return
+					}
+					pack = nil
+					continue
+				}
+				if pack != nil { // order: the pack goes before m
+					if err := c.SendPacked(pack); err != nil {
+						t.Error(err)
+						return
+					}
+					pack = nil
+				}
+				if err := c.Send(m); err != nil {
 					t.Error(err)
 					return
 				}
@@ -173,6 +219,12 @@ func TestConnectionDirect(t *testing.T) {
 	if err := c.Send(msg.New(1, nil)); !errors.Is(err, conn.ErrClosed) {
 		t.Errorf("Send after MarkDown: %v", err)
 	}
+	if err := c.SendPacked(&testPack{}); !errors.Is(err, conn.ErrClosed) {
+		t.Errorf("SendPacked after MarkDown: %v", err)
+	}
+	if unpacked.Load() == 0 {
+		t.Error("no pack was unpacked")
+	}
 	ch.mu.Lock()
 	if ch.closed[c] != 1 {
 		t.Errorf("Host.Closed called %d times", ch.closed[c])
@@ -185,6 +237,53 @@ func TestConnectionDirect(t *testing.T) {
 	}
 	amu.Unlock()
 	l.Close()
+	q.Stop()
+	if err := st.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	q.Wait()
+}
+
+// A pack staged on a connection that cannot connect counts as queued, and
+// is discarded (its messages released, none built) when the connection
+// closes.
+func TestSendPackedDiscard(t *testing.T) {
+	defer leakcheck.Take().Check(t)
+	st, err := stack.New(stack.Options{Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Start(); err != nil {
+		t.Fatal(err)
+	}
+	q := dispatch.New(dispatch.Options{Logf: t.Logf})
+	q.Start()
+	ch := newHost(msg.LosslessClient(0))
+	ccfg := &conn.Config{Stack: st, Queue: q, Host: ch, Name: msg.EntityName{Type: msg.EntityClient, Num: 9}, Nonce: 8,
+		SockOpts: stack.DefaultSockOpts(), ReadyTimeout: 5 * time.Second,
+		InitialBackoff: time.Hour, MaxBackoff: time.Hour}
+	// Nothing listens on port 1 of loopback: refused, then backing off.
+	dead := msg.Addr{Type: msg.AddrMsgr2, AddrPort: netip.MustParseAddrPort("127.0.0.1:1")}
+	c := conn.NewClient(ccfg, msg.EntityOSD, dead, msg.LosslessClient(0))
+	c.Start()
+	var unpacked, discarded atomic.Int32
+	var freed atomic.Int32
+	p := &testPack{unpacked: &unpacked, discarded: &discarded}
+	for i := 0; i < 5; i++ {
+		m := msg.New(1, []byte("x"))
+		m.DataFree = func() { freed.Add(1) }
+		p.ms = append(p.ms, m)
+	}
+	if err := c.SendPacked(p); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Stats().Queued; got != 5 {
+		t.Errorf("queued %d, want 5", got)
+	}
+	c.MarkDown()
+	if unpacked.Load() != 0 || discarded.Load() != 1 || freed.Load() != 5 {
+		t.Errorf("unpacked %d discarded %d freed %d", unpacked.Load(), discarded.Load(), freed.Load())
+	}
 	q.Stop()
 	if err := st.Stop(); err != nil {
 		t.Fatal(err)

@@ -480,20 +480,32 @@ func (c *Connection) drain() {
 		return
 	}
 	c.outMu.Lock()
-	st := c.staged
-	c.staged = c.spare[:0]
+	st, packs := c.staged, c.packs
+	c.staged, c.packs = c.spare[:0], c.packSpare[:0]
 	ka := c.stagedKA
 	c.stagedKA = false
 	// They move from staged to the session's queue: count them as queued
 	// before Stats can see staged empty (the next write stores the exact
 	// count), so Queued+Unacked never dips to 0 while messages are held.
-	c.queued.Add(int64(len(st)))
+	c.queued.Add(int64(len(st) - len(packs) + c.packedN))
+	c.packedN = 0
 	c.outMu.Unlock()
+	j := 0
 	for i, m := range st {
+		if m == nil { // a pack: built here, on the loop that sends it
+			c.unpacked = packs[j].Unpack(c.unpacked[:0])
+			packs[j] = nil
+			j++
+			for k, m := range c.unpacked {
+				c.sess.Enqueue(m)
+				c.unpacked[k] = nil
+			}
+			continue
+		}
 		c.sess.Enqueue(m)
 		st[i] = nil
 	}
-	c.spare = st[:0]
+	c.spare, c.packSpare = st[:0], packs[:0]
 	if ka {
 		c.sess.SendKeepalive()
 	}
@@ -753,13 +765,18 @@ func (c *Connection) stopLocked(reset bool) {
 	c.disarm(&c.tDelay)
 	c.outMu.Lock()
 	c.outClosed = true
-	st := c.staged
-	c.staged = nil
+	st, packs := c.staged, c.packs
+	c.staged, c.packs, c.packedN = nil, nil, 0
 	c.stagedKA = false
 	c.armed = false
 	c.outMu.Unlock()
 	for _, m := range st {
-		m.Release()
+		if m != nil {
+			m.Release()
+		}
+	}
+	for _, p := range packs {
+		p.Discard()
 	}
 	if c.sess != nil {
 		c.sess.Discard()
@@ -996,7 +1013,14 @@ func (c *Connection) sendLocal(m *msg.Message) error {
 	if c.cfg.Stack != nil && q.CanFastDispatch(m) {
 		// Fast dispatch runs on a worker thread, as for a remote message;
 		// worker 0 keeps local messages in order.
-		if err := c.cfg.Stack.Workers()[0].Center.Submit(func() { q.FastDispatch(c, m) }); err != nil {
+		// FastDispatch asks the chain again: if no dispatcher takes it
+		// this time, it is queued, never dropped.
+		fast := func() {
+			if !q.FastDispatch(c, m) {
+				_ = q.Enqueue(c, m, nil, 0)
+			}
+		}
+		if err := c.cfg.Stack.Workers()[0].Center.Submit(fast); err != nil {
 			return ErrClosed
 		}
 		return nil
