@@ -52,19 +52,22 @@ type outDesc struct {
 const (
 	packClasses = 7
 	packMax     = 1 << (packClasses - 1) // 64
-	// arenaKeep is the largest arena a free pack keeps.
-	arenaKeep = 64 << 10
+	// arenaKeepPerMsg bounds the arena a free pack keeps (per slot), and
+	// packKeep the messages' worth of packs each class keeps: what idle
+	// packs hold stays under 7 classes x 16384 x (152+256) B, about 47 MB,
+	// and a W2 window (16384 messages of 64 B) is recycled whole.
+	arenaKeepPerMsg = 256
+	packKeep        = 1 << 14
 )
 
 // packFree holds the released packs by class: a C thread takes them and a
 // worker gives them back, the pattern msg.FreeList is for (sync.Pool's
-// per-P caches missed on nearly every get). Each class keeps up to 65536
-// messages' worth (a W2 window is 16384).
+// per-P caches missed on nearly every get).
 var packFree [packClasses]msg.FreeList[sendPack, *sendPack]
 
 func init() {
 	for c := range packFree {
-		packFree[c].Max = int64(1 << 16 >> c)
+		packFree[c].Max = int64(packKeep >> c)
 	}
 }
 
@@ -88,7 +91,7 @@ func getPack(n int) *sendPack {
 func (s *sendPack) unused(k int) {
 	if k > 0 && s.refs.Add(int32(-k)) == 0 {
 		s.n = 0
-		if cap(s.arena) > arenaKeep {
+		if cap(s.arena) > arenaKeepPerMsg*len(s.msgs) {
 			s.arena = nil
 		}
 		packFree[s.class].Put(s)
