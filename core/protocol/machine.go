@@ -181,6 +181,8 @@ func (m *Machine) Feed(in []byte) (int, error) {
 		return 0, m.fault
 	}
 	consumed := 0
+	var p wire.Preamble
+	var f wire.Frame
 	for m.fault == nil {
 		buf := in[consumed:]
 		if !m.banner {
@@ -209,8 +211,7 @@ func (m *Machine) Feed(in []byte) (int, error) {
 			m.want = wire.PreambleLen
 			return consumed, nil
 		}
-		p, err := wire.DecodePreamble(buf, m.cfg.Limits)
-		if err != nil {
+		if err := wire.DecodePreambleInto(&p, buf, m.cfg.Limits); err != nil {
 			return consumed, m.doFault(err)
 		}
 		// Refuse a MESSAGE before the session is open as soon as its
@@ -223,7 +224,7 @@ func (m *Machine) Feed(in []byte) (int, error) {
 		if len(buf) < n {
 			return consumed, nil
 		}
-		f, n, err := wire.DecodeFrameWith(buf, &p, m.rev) // p is verified: not twice
+		n, err := wire.DecodeFrameInto(&f, buf, &p, m.rev) // p is verified: not twice
 		if err != nil {
 			return consumed, m.doFault(err)
 		}
