@@ -3,6 +3,7 @@ package wire
 import (
 	"encoding/binary"
 	"math"
+	"slices"
 
 	"github.com/msgr-dev/msgr/core/msg"
 )
@@ -20,18 +21,27 @@ const (
 
 // AppendHeader2 appends the 41-byte ceph_msg_header2 encoding of h.
 func AppendHeader2(dst []byte, h *msg.Header) []byte {
+	n := len(dst)
+	dst = slices.Grow(dst, HeaderLen)[:n+HeaderLen]
+	putHeader2(dst[n:], h)
+	return dst
+}
+
+// putHeader2 writes h's ceph_msg_header2 encoding into b[:HeaderLen].
+func putHeader2(b []byte, h *msg.Header) {
+	_ = b[HeaderLen-1]
 	le := binary.LittleEndian
-	dst = le.AppendUint64(dst, h.Seq)
-	dst = le.AppendUint64(dst, h.Tid)
-	dst = le.AppendUint16(dst, h.Type)
-	dst = le.AppendUint16(dst, h.Priority)
-	dst = le.AppendUint16(dst, h.Version)
-	dst = le.AppendUint32(dst, h.DataPrePaddingLen)
-	dst = le.AppendUint16(dst, h.DataOff)
-	dst = le.AppendUint64(dst, h.AckSeq)
-	dst = append(dst, h.Flags)
-	dst = le.AppendUint16(dst, h.CompatVersion)
-	return le.AppendUint16(dst, h.Reserved)
+	le.PutUint64(b[0:], h.Seq)
+	le.PutUint64(b[8:], h.Tid)
+	le.PutUint16(b[16:], h.Type)
+	le.PutUint16(b[18:], h.Priority)
+	le.PutUint16(b[20:], h.Version)
+	le.PutUint32(b[22:], h.DataPrePaddingLen)
+	le.PutUint16(b[26:], h.DataOff)
+	le.PutUint64(b[28:], h.AckSeq)
+	b[36] = h.Flags
+	le.PutUint16(b[37:], h.CompatVersion)
+	le.PutUint16(b[39:], h.Reserved)
 }
 
 // DecodeHeader2 decodes a ceph_msg_header2 from the start of b (ErrShort
@@ -66,6 +76,77 @@ func MessageFrameLen(rev Rev, m *msg.Message) int {
 // AckSeq) as a MESSAGE frame. It does not allocate when dst has room
 // (MessageFrameLen).
 func AppendMessageFrame(dst []byte, rev Rev, m *msg.Message) ([]byte, error) {
+	if rev == Rev1 && uint64(len(m.Front)|len(m.Middle)|len(m.Data)) <= math.MaxUint32 {
+		return appendMessageFrameRev1(dst, m), nil
+	}
+	return appendMessageFrame(dst, rev, m)
+}
+
+// appendMessageFrameRev1 is AppendMessageFrame for msgr2.1, every frame a
+// sender writes, with the layout computed once and written in place (the
+// general frame builder, a loop of appends per segment, was a quarter of
+// a W2 client's profile).
+func appendMessageFrameRev1(dst []byte, m *msg.Message) []byte {
+	segs := [MaxSegments][]byte{nil, m.Front, m.Middle, m.Data}
+	n := 1
+	for i := MaxSegments - 1; i > 0; i-- {
+		if len(segs[i]) > 0 {
+			n = i + 1
+			break
+		}
+	}
+	body := len(m.Front) + len(m.Middle) + len(m.Data)
+	total := PreambleLen + HeaderLen + CRCLen + body
+	if n > 1 {
+		total += EpilogueLenRev1
+	}
+	start := len(dst)
+	dst = slices.Grow(dst, total)[:start+total]
+	b := dst[start:]
+	le := binary.LittleEndian
+	off := PreambleLen
+	putHeader2(b[off:off+HeaderLen], &m.Header)
+	segs[0] = b[off : off+HeaderLen]
+	off += HeaderLen
+	le.PutUint32(b[off:], CRC32C(SegmentCRCSeed, segs[0]))
+	off += CRCLen
+	var crcs [MaxSegments]uint32 // 0 for segments not announced
+	for i := 1; i < n; i++ {
+		k := copy(b[off:], segs[i])
+		crcs[i] = CRC32C(SegmentCRCSeed, b[off:off+k])
+		off += k
+	}
+	if n > 1 {
+		e := b[off : off+EpilogueLenRev1]
+		e[0] = LateStatusComplete
+		le.PutUint32(e[1:], crcs[1])
+		le.PutUint32(e[5:], crcs[2])
+		le.PutUint32(e[9:], crcs[3])
+	}
+	pre := b[:PreambleLen]
+	pre[0] = byte(TagMessage)
+	pre[1] = byte(n)
+	for i := 0; i < MaxSegments; i++ {
+		o := 2 + 6*i
+		if i < n {
+			l := uint32(len(segs[i]))
+			if i == 0 {
+				l = HeaderLen
+			}
+			le.PutUint32(pre[o:], l)
+			le.PutUint16(pre[o+4:], segAlign(TagMessage, i))
+		} else {
+			clear(pre[o : o+6])
+		}
+	}
+	pre[26], pre[27] = 0, 0
+	le.PutUint32(pre[28:], CRC32C(PreambleCRCSeed, pre[:28]))
+	return dst
+}
+
+// appendMessageFrame is AppendMessageFrame through the general frame
+// builder (msgr2.0, and the reference the fast path is tested against).
+func appendMessageFrame(dst []byte, rev Rev, m *msg.Message) ([]byte, error) {
 	segs := [MaxSegments - 1][]byte{m.Front, m.Middle, m.Data}
 	n := 1
 	for i, s := range segs {
