@@ -306,6 +306,11 @@ func (q *pullQueue) FastDispatchBatch(c dispatch.Conn, ms []*msg.Message) {
 	q.mu.Unlock()
 }
 
+// FastEvents (dispatch.FastEventer): events join the queue when they
+// happen, in order with the messages taken on the worker (queued, a
+// connect could land behind the first replies).
+func (q *pullQueue) FastEvents() bool { return true }
+
 func (q *pullQueue) HandleConnect(c dispatch.Conn) {
 	q.push(pullItem{kind: C.MSGR_EVENT_CONNECT, conn: c})
 }

@@ -793,6 +793,7 @@ func (c *Connection) stopLocked(reset bool) {
 	c.cfg.Queue.Discard(c.id)
 	c.host.Closed(c)
 	if reset {
+		c.flushBatch() // FastEventers are told now: collected messages first
 		_ = c.cfg.Queue.QueueReset(c)
 	}
 }

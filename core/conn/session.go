@@ -51,6 +51,9 @@ func (e *events) Ready(info protocol.ReadyInfo) {
 		c.cfg.Counters.Replaced.Add(1)
 	}
 	c.cfg.dout(1, "%v: session ready (%v, reconnect=%v)", c, info.Role, info.Reconnect)
+	// A FastEventer is told now: what this read collected for a batch
+	// dispatcher goes first.
+	c.flushBatch()
 	if info.Role == protocol.RoleClient {
 		c.cfg.Counters.Connected.Add(1)
 		_ = c.cfg.Queue.QueueConnect(c)
@@ -82,6 +85,7 @@ func (e *events) Acked(uint64) {
 func (e *events) RemoteReset() {
 	c := e.c
 	c.cfg.dout(1, "%v: remote reset", c)
+	c.flushBatch() // FastEventers are told now: this read's messages first
 	_ = c.cfg.Queue.QueueRemoteReset(c)
 }
 

@@ -20,10 +20,25 @@ type BatchDispatcher interface {
 // chain is the dispatcher chain, with each dispatcher's BatchDispatcher
 // side looked up once (bs[i] is nil if ds[i] is not one).
 type chain struct {
-	ds    []Dispatcher
-	bs    []BatchDispatcher
-	all   []bool // ds[i] takes every message (AllTaker)
-	holds []bool // ds[i] keeps what it takes (Holder)
+	ds      []Dispatcher
+	bs      []BatchDispatcher
+	all     []bool // ds[i] takes every message (AllTaker)
+	holds   []bool // ds[i] keeps what it takes (Holder)
+	fastEv  []bool // ds[i] takes connection events where they happen (FastEventer)
+	nFastEv int
+}
+
+// FastEventer is a fast dispatcher that takes connection events (connect,
+// accept, reset, remote reset, refused) on the thread that reports them,
+// usually the connection's worker, instead of from the Queue's goroutine:
+// so they reach it in order with the messages it fast-dispatches (Ceph's
+// ms_handle_fast_connect and ms_handle_fast_accept). A pull queue needs
+// this: queued, a connect could land behind the first replies it took.
+// Every FastEventer is told of every event (a reset "handled" by one does
+// not hide it from the next); the handlers must not block and may run on
+// any goroutine.
+type FastEventer interface {
+	FastEvents() bool
 }
 
 // AllTaker is a fast dispatcher whose CanFastDispatch is true for every

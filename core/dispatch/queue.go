@@ -141,8 +141,13 @@ func (q *Queue) addDispatcher(d Dispatcher, head bool) {
 	} else {
 		n = append(append(n, old...), d)
 	}
-	c := &chain{ds: n, bs: make([]BatchDispatcher, len(n)), all: make([]bool, len(n)), holds: make([]bool, len(n))}
+	c := &chain{ds: n, bs: make([]BatchDispatcher, len(n)), all: make([]bool, len(n)), holds: make([]bool, len(n)),
+		fastEv: make([]bool, len(n))}
 	for i, d := range n {
+		if f, ok := d.(FastEventer); ok && f.FastEvents() {
+			c.fastEv[i] = true
+			c.nFastEv++
+		}
 		c.bs[i], _ = d.(BatchDispatcher)
 		if a, ok := d.(AllTaker); ok {
 			c.all[i] = a.TakesAll()
@@ -229,20 +234,56 @@ func (q *Queue) Enqueue(c Conn, m *msg.Message, rel Releaser, cost int64) error 
 	return q.put(item{kind: EventMessage, conn: c, m: m, rel: rel, cost: cost})
 }
 
-// QueueConnect queues an ms_handle_connect for c.
-func (q *Queue) QueueConnect(c Conn) error { return q.put(item{kind: EventConnect, conn: c}) }
+// QueueConnect queues an ms_handle_connect for c (FastEventers get it at
+// once, on the caller's thread; so do they every event below).
+func (q *Queue) QueueConnect(c Conn) error { return q.event(item{kind: EventConnect, conn: c}) }
 
 // QueueAccept queues an ms_handle_accept for c.
-func (q *Queue) QueueAccept(c Conn) error { return q.put(item{kind: EventAccept, conn: c}) }
+func (q *Queue) QueueAccept(c Conn) error { return q.event(item{kind: EventAccept, conn: c}) }
 
 // QueueReset queues an ms_handle_reset for c.
-func (q *Queue) QueueReset(c Conn) error { return q.put(item{kind: EventReset, conn: c}) }
+func (q *Queue) QueueReset(c Conn) error { return q.event(item{kind: EventReset, conn: c}) }
 
 // QueueRemoteReset queues an ms_handle_remote_reset for c.
-func (q *Queue) QueueRemoteReset(c Conn) error { return q.put(item{kind: EventRemoteReset, conn: c}) }
+func (q *Queue) QueueRemoteReset(c Conn) error { return q.event(item{kind: EventRemoteReset, conn: c}) }
 
 // QueueRefused queues an ms_handle_refused for c.
-func (q *Queue) QueueRefused(c Conn) error { return q.put(item{kind: EventRefused, conn: c}) }
+func (q *Queue) QueueRefused(c Conn) error { return q.event(item{kind: EventRefused, conn: c}) }
+
+// event tells the FastEventers of it now and queues it for the others.
+func (q *Queue) event(it item) error {
+	ch := q.chain.Load()
+	if ch.nFastEv > 0 {
+		for i, d := range ch.ds {
+			if ch.fastEv[i] {
+				q.tell(d, it)
+			}
+		}
+		if ch.nFastEv == len(ch.ds) {
+			return nil
+		}
+	}
+	return q.put(it)
+}
+
+// tell delivers event it to d; it reports whether d handled it (reset and
+// refused stop at the first dispatcher that did).
+func (q *Queue) tell(d Dispatcher, it item) (handled bool) {
+	c := it.conn
+	switch it.kind {
+	case EventConnect:
+		q.call(func() { d.HandleConnect(c) })
+	case EventAccept:
+		q.call(func() { d.HandleAccept(c) })
+	case EventReset:
+		q.call(func() { handled = d.HandleReset(c) })
+	case EventRemoteReset:
+		q.call(func() { d.HandleRemoteReset(c) })
+	case EventRefused:
+		q.call(func() { handled = d.HandleRefused(c) })
+	}
+	return handled
+}
 
 func (q *Queue) put(it item) error {
 	q.mu.Lock()
@@ -387,7 +428,8 @@ func (q *Queue) run() {
 func (q *Queue) deliver(it item) {
 	start := time.Now()
 	defer func() { q.dispatchNs.Add(int64(time.Since(start))) }()
-	chain := q.chain.Load().ds
+	ch := q.chain.Load()
+	chain := ch.ds
 	c := it.conn
 	switch it.kind {
 	case EventMessage:
@@ -408,31 +450,12 @@ func (q *Queue) deliver(it item) {
 			it.rel.Release(it.cost)
 		}
 		return
-	case EventConnect:
-		for _, d := range chain {
-			q.call(func() { d.HandleConnect(c) })
-		}
-	case EventAccept:
-		for _, d := range chain {
-			q.call(func() { d.HandleAccept(c) })
-		}
-	case EventReset:
-		for _, d := range chain {
-			handled := false
-			q.call(func() { handled = d.HandleReset(c) })
-			if handled {
-				break
+	default: // a connection event
+		for i, d := range chain {
+			if ch.fastEv[i] {
+				continue // told when it happened (FastEventer)
 			}
-		}
-	case EventRemoteReset:
-		for _, d := range chain {
-			q.call(func() { d.HandleRemoteReset(c) })
-		}
-	case EventRefused:
-		for _, d := range chain {
-			handled := false
-			q.call(func() { handled = d.HandleRefused(c) })
-			if handled {
+			if q.tell(d, it) {
 				break
 			}
 		}

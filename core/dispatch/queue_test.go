@@ -310,3 +310,42 @@ func (d *benchD) Dispatch(Conn, *msg.Message) bool {
 	}
 	return true
 }
+
+// fastEv is a FastEventer that records the events it is told.
+type fastEv struct {
+	Base
+	mu  sync.Mutex
+	got []EventKind
+}
+
+func (f *fastEv) FastEvents() bool { return true }
+func (f *fastEv) add(k EventKind)  { f.mu.Lock(); f.got = append(f.got, k); f.mu.Unlock() }
+func (f *fastEv) list() []EventKind {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]EventKind(nil), f.got...)
+}
+func (f *fastEv) HandleConnect(Conn)    { f.add(EventConnect) }
+func (f *fastEv) HandleReset(Conn) bool { f.add(EventReset); return true }
+
+// A FastEventer is told of an event before QueueX returns, and only then;
+// the other dispatchers get it from the queue (a reset the FastEventer
+// handled included).
+func TestFastEventer(t *testing.T) {
+	defer leakcheck.Take().Check(t)
+	q := New(Options{Logf: t.Logf})
+	fe, r := &fastEv{}, &recorder{}
+	q.AddTail(fe)
+	q.AddTail(r)
+	c := &fakeConn{1}
+	require.NoError(t, q.QueueConnect(c))
+	require.NoError(t, q.QueueReset(c))
+	require.Equal(t, []EventKind{EventConnect, EventReset}, fe.list()) // the queue is not started
+	require.Empty(t, r.list())
+	q.Start()
+	waitFor(t, func() bool { return len(r.list()) == 2 })
+	require.Equal(t, []record{{kind: EventConnect, conn: 1}, {kind: EventReset, conn: 1}}, r.list())
+	q.Stop()
+	require.NoError(t, q.Wait())
+	require.Len(t, fe.list(), 2) // not told again by the queue
+}
