@@ -552,7 +552,7 @@ type Stats struct {
 // Stats returns the connection's counters. Any goroutine.
 func (c *Connection) Stats() Stats {
 	c.outMu.Lock()
-	st := len(c.staged) - len(c.packs) + c.packedN
+	st := c.stagedLocked()
 	c.outMu.Unlock()
 	return Stats{
 		MsgsIn: c.msgsIn.Load(), MsgsOut: c.msgsOut.Load(),
@@ -610,32 +610,8 @@ func (c *Connection) Send(m *msg.Message) error {
 	return nil
 }
 
-// SendMany is Send of every message of ms in order, with one lock round
-// for all (a C sender's batch). It returns how many were queued: all, or
-// fewer with the error, and the caller keeps ms[n:]. Any goroutine.
-func (c *Connection) SendMany(ms []*msg.Message) (int, error) {
-	for _, m := range ms {
-		if m == nil {
-			return 0, errors.New("conn: SendMany with a nil message")
-		}
-	}
-	if c.local {
-		for i, m := range ms {
-			if err := c.sendLocal(m); err != nil {
-				return i, err
-			}
-		}
-		return len(ms), nil
-	}
-	c.outMu.Lock()
-	if c.outClosed {
-		c.outMu.Unlock()
-		return 0, ErrClosed
-	}
-	c.staged = append(c.staged, ms...)
-	c.kickUnlock()
-	return len(ms), nil
-}
+// stagedLocked is how many messages Send and SendPacked staged. outMu held.
+func (c *Connection) stagedLocked() int { return len(c.staged) - len(c.packs) + c.packedN }
 
 // Packed is a run of messages a sender described without building them:
 // the connection's loop builds them when it drains its staged messages,
@@ -652,7 +628,7 @@ type Packed interface {
 	Discard()
 }
 
-// SendPacked is SendMany of the messages p describes, built later on the
+// SendPacked is Send of every message p describes, in order, built on the
 // connection's loop (a local connection builds and delivers them now).
 // On success the connection owns p; on error (ErrClosed) the caller
 // keeps it. Any goroutine.

@@ -480,15 +480,14 @@ func (c *Connection) drain() {
 		return
 	}
 	c.outMu.Lock()
-	st, packs := c.staged, c.packs
-	c.staged, c.packs = c.spare[:0], c.packSpare[:0]
-	ka := c.stagedKA
-	c.stagedKA = false
 	// They move from staged to the session's queue: count them as queued
 	// before Stats can see staged empty (the next write stores the exact
 	// count), so Queued+Unacked never dips to 0 while messages are held.
-	c.queued.Add(int64(len(st) - len(packs) + c.packedN))
-	c.packedN = 0
+	c.queued.Add(int64(c.stagedLocked()))
+	st, packs := c.staged, c.packs
+	c.staged, c.packs, c.packedN = c.spare[:0], c.packSpare[:0], 0
+	ka := c.stagedKA
+	c.stagedKA = false
 	c.outMu.Unlock()
 	j := 0
 	for i, m := range st {

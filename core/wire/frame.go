@@ -404,24 +404,30 @@ func (fb *frameBuilder) endSegment(dst []byte) []byte {
 	return dst
 }
 
-func (fb *frameBuilder) finish(dst []byte) []byte {
-	if fb.n == 0 { // an empty frame announces one empty segment
-		dst = fb.endSegment(dst)
-	}
-	pre := dst[fb.start : fb.start+PreambleLen]
-	pre[0] = byte(fb.tag)
-	pre[1] = byte(fb.n)
+// putPreamble writes the preamble of a frame of n segments of lengths
+// lens[:n] into pre[:PreambleLen], crc included.
+func putPreamble(pre []byte, tag Tag, n int, lens *[MaxSegments]uint32) {
+	_ = pre[PreambleLen-1]
+	pre[0] = byte(tag)
+	pre[1] = byte(n)
 	for i := 0; i < MaxSegments; i++ {
 		o := 2 + 6*i
-		if i < fb.n {
-			binary.LittleEndian.PutUint32(pre[o:], fb.lens[i])
-			binary.LittleEndian.PutUint16(pre[o+4:], segAlign(fb.tag, i))
+		if i < n {
+			binary.LittleEndian.PutUint32(pre[o:], lens[i])
+			binary.LittleEndian.PutUint16(pre[o+4:], segAlign(tag, i))
 		} else {
 			clear(pre[o : o+6])
 		}
 	}
 	pre[26], pre[27] = 0, 0
 	binary.LittleEndian.PutUint32(pre[28:], CRC32C(PreambleCRCSeed, pre[:28]))
+}
+
+func (fb *frameBuilder) finish(dst []byte) []byte {
+	if fb.n == 0 { // an empty frame announces one empty segment
+		dst = fb.endSegment(dst)
+	}
+	putPreamble(dst[fb.start:fb.start+PreambleLen], fb.tag, fb.n, &fb.lens)
 	if fb.rev == Rev0 {
 		dst = append(dst, 0)
 		for i := 0; i < MaxSegments; i++ {

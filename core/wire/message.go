@@ -123,24 +123,8 @@ func appendMessageFrameRev1(dst []byte, m *msg.Message) []byte {
 		le.PutUint32(e[5:], crcs[2])
 		le.PutUint32(e[9:], crcs[3])
 	}
-	pre := b[:PreambleLen]
-	pre[0] = byte(TagMessage)
-	pre[1] = byte(n)
-	for i := 0; i < MaxSegments; i++ {
-		o := 2 + 6*i
-		if i < n {
-			l := uint32(len(segs[i]))
-			if i == 0 {
-				l = HeaderLen
-			}
-			le.PutUint32(pre[o:], l)
-			le.PutUint16(pre[o+4:], segAlign(TagMessage, i))
-		} else {
-			clear(pre[o : o+6])
-		}
-	}
-	pre[26], pre[27] = 0, 0
-	le.PutUint32(pre[28:], CRC32C(PreambleCRCSeed, pre[:28]))
+	lens := [MaxSegments]uint32{HeaderLen, uint32(len(m.Front)), uint32(len(m.Middle)), uint32(len(m.Data))}
+	putPreamble(b[:PreambleLen], TagMessage, n, &lens)
 	return dst
 }
 
