@@ -84,25 +84,6 @@ struct msgrc_cache {
     struct msgr_msg *m[MSGRC_CACHE];
 };
 #endif
-/* fast_dispatch_copy's per-thread arrays (grown on demand, freed at thread
- * exit with the cache). */
-struct msgrc_copybuf {
-    msgr_rxmsg *rx;
-    size_t rx_cap;
-    unsigned char *buf;
-    size_t buf_cap;
-};
-static MSGRC_TLS struct msgrc_copybuf *msgrc_cbuf;
-static pthread_key_t msgrc_copy_key;
-static void msgrc_copybuf_free(void *p) {
-    struct msgrc_copybuf *cb = (struct msgrc_copybuf *)p;
-    if (cb == NULL)
-        return;
-    free(cb->rx);
-    free(cb->buf);
-    free(cb);
-    msgrc_cbuf = NULL;
-}
 #if MSGRC_CACHE > 0
 /* One pointer of initial-exec TLS, so reaching the cache costs no
  * __tls_get_addr call (the cache itself would be too large for the static
@@ -129,7 +110,6 @@ static void msgrc_cache_flush(void *p) {
 __attribute__((constructor)) static void msgrc_init(void) {
     pthread_atfork(NULL, NULL, msgrc_atfork_child);
     pthread_key_create(&msgrc_cache_key, msgrc_cache_flush);
-    pthread_key_create(&msgrc_copy_key, msgrc_copybuf_free);
 }
 
 /* ---- errors ------------------------------------------------------------ */
@@ -683,22 +663,6 @@ int msgrc_call_msg(struct msgrc_dispatcher *d, int kind, uint64_t conn, uintptr_
     int r = 0;
     uint64_t saved_conn = msgrc_cb_conn;
     void *saved_priv = msgrc_cb_priv;
-    if (kind == 1 && d->ops.fast_dispatch_copy != NULL) {
-        struct msgrc_rx one;
-        one.seq = seq;
-        one.tid = tid;
-        one.src_num = src_num;
-        one.packed = packed;
-        one.packed2 = packed2;
-        one.seg[0] = front;
-        one.len[0] = front_len;
-        one.seg[1] = middle;
-        one.len[1] = middle_len;
-        one.seg[2] = data;
-        one.len[2] = data_len;
-        msgrc_call_fast_batch(d, conn, priv, &one, 1);
-        return 1;
-    }
     if (kind == 0) {
         m = &onstack;
     } else {
@@ -737,69 +701,19 @@ int msgrc_call_msg(struct msgrc_dispatcher *d, int kind, uint64_t conn, uintptr_
     return r != 0;
 }
 
-/* Builds the msgr_rxmsg array and the payload copy of rx[0..n) in this
- * thread's buffers and calls fast_dispatch_copy once. 0 if out of memory. */
-static int msgrc_call_copy(struct msgrc_dispatcher *d, msgr_conn c, const struct msgrc_rx *rx,
-                           size_t n) {
-    struct msgrc_copybuf *cb = msgrc_cbuf;
-    size_t i, total = 0, off = 0;
-    for (i = 0; i < n; i++)
-        total += rx[i].len[0] + rx[i].len[1] + rx[i].len[2];
-    if (cb == NULL) {
-        cb = (struct msgrc_copybuf *)calloc(1, sizeof *cb);
-        if (cb == NULL)
-            return 0;
-        pthread_setspecific(msgrc_copy_key, cb);
-        msgrc_cbuf = cb;
-    }
-    if (cb->rx_cap < n) {
-        msgr_rxmsg *nr = (msgr_rxmsg *)realloc(cb->rx, n * sizeof *nr);
-        if (nr == NULL)
-            return 0;
-        cb->rx = nr;
-        cb->rx_cap = n;
-    }
-    if (cb->buf_cap < total || cb->buf == NULL) {
-        size_t want = total < 4096 ? 4096 : total;
-        unsigned char *nb = (unsigned char *)realloc(cb->buf, want);
-        if (nb == NULL)
-            return 0;
-        cb->buf = nb;
-        cb->buf_cap = want;
-    }
-    for (i = 0; i < n; i++) {
-        msgr_rxmsg *o = &cb->rx[i];
-        int s;
-        memset(o, 0, sizeof *o);
-        o->type = MSGR_EVENT_MESSAGE;
-        o->msg_type = (uint16_t)rx[i].packed;
-        o->priority = (uint16_t)(rx[i].packed >> 16);
-        o->version = (uint16_t)(rx[i].packed >> 32);
-        o->compat_version = (uint16_t)(rx[i].packed >> 48);
-        o->src_type = (uint8_t)rx[i].packed2;
-        o->data_off = (uint16_t)(rx[i].packed2 >> 16);
-        o->conn = c;
-        o->conn_priv = msgrc_cb_priv;
-        o->tid = rx[i].tid;
-        o->seq = rx[i].seq;
-        o->src_num = rx[i].src_num;
-        o->off = off;
-        o->front_len = (uint32_t)rx[i].len[0];
-        o->middle_len = (uint32_t)rx[i].len[1];
-        o->data_len = (uint32_t)rx[i].len[2];
-        for (s = 0; s < 3; s++) {
-            if (rx[i].len[s] > 0)
-                memcpy(cb->buf + off, (const void *)rx[i].seg[s], rx[i].len[s]);
-            off += rx[i].len[s];
-        }
-    }
-    d->ops.fast_dispatch_copy(d->user, c, cb->rx, n, cb->buf);
-    if (cb->buf_cap > ((size_t)1 << 22)) { /* do not keep a huge one */
-        free(cb->buf);
-        cb->buf = NULL;
-        cb->buf_cap = 0;
-    }
-    return 1;
+void msgrc_call_copy(struct msgrc_dispatcher *d, uint64_t conn, uintptr_t priv,
+                     const msgr_rxmsg *rx, size_t n, const unsigned char *buf) {
+    msgr_conn c;
+    uint64_t saved_conn = msgrc_cb_conn;
+    void *saved_priv = msgrc_cb_priv;
+    c.id = conn;
+    msgrc_cb_conn = conn;
+    msgrc_cb_priv = (void *)priv;
+    msgrc_cb_depth++;
+    d->ops.fast_dispatch_copy(d->user, c, rx, n, buf);
+    msgrc_cb_depth--;
+    msgrc_cb_conn = saved_conn;
+    msgrc_cb_priv = saved_priv;
 }
 
 void msgrc_call_fast_batch(struct msgrc_dispatcher *d, uint64_t conn, uintptr_t priv,
@@ -811,15 +725,6 @@ void msgrc_call_fast_batch(struct msgrc_dispatcher *d, uint64_t conn, uintptr_t 
     c.id = conn;
     msgrc_cb_conn = conn;
     msgrc_cb_depth++;
-    if (d->ops.fast_dispatch_copy != NULL) {
-        msgrc_cb_priv = (void *)priv;
-        /* Out of memory: the messages are dropped, as in the loop below. */
-        (void)msgrc_call_copy(d, c, rx, n);
-        msgrc_cb_depth--;
-        msgrc_cb_conn = saved_conn;
-        msgrc_cb_priv = saved_priv;
-        return;
-    }
     for (i = 0; i < n; i++) {
         struct msgr_msg *m = msgrc_msg_new(0);
         if (m == NULL)

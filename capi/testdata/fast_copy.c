@@ -19,8 +19,8 @@ static void fill(unsigned char *p, size_t n, int i) {
         p[k] = (unsigned char)(i * 7 + k);
 }
 
-static atomic_int got, calls, bad;
-static int marker;
+static atomic_int got, calls, bad, priv_seen;
+static int marker, conn_mark;
 
 static void on_copy(void *user, msgr_conn c, const msgr_rxmsg *rx, size_t n,
                     const unsigned char *buf) {
@@ -40,7 +40,8 @@ static void on_copy(void *user, msgr_conn c, const msgr_rxmsg *rx, size_t n,
         lens[2] = rx[k].data_len;
         if (rx[k].type != MSGR_EVENT_MESSAGE || rx[k].msg_type != 50 ||
             rx[k].tid != (uint64_t)i || rx[k].conn.id != c.id || rx[k].off != end ||
-            lens[i % 3] != want || lens[0] + lens[1] + lens[2] != want) {
+            lens[i % 3] != want || lens[0] + lens[1] + lens[2] != want ||
+            rx[k].conn_priv != priv) {
             atomic_store(&bad, 3);
             return;
         }
@@ -52,6 +53,12 @@ static void on_copy(void *user, msgr_conn c, const msgr_rxmsg *rx, size_t n,
         end += want;
         atomic_fetch_add(&got, 1);
     }
+    /* Every item carries the priv of the call's start; later calls see
+     * the one set here. */
+    if (priv == &conn_mark)
+        atomic_store(&priv_seen, 1);
+    else if (msgr_conn_set_priv(c, &conn_mark) != 0)
+        atomic_store(&bad, 5);
     atomic_fetch_add(&calls, 1);
 }
 
@@ -105,6 +112,7 @@ int main(void) {
         FAILF("fast_dispatch_copy check %d failed at message %d", atomic_load(&bad), atomic_load(&got));
     CHECK(atomic_load(&got) == N);
     CHECK(atomic_load(&calls) >= 1 && atomic_load(&calls) <= N);
+    CHECK(atomic_load(&calls) == 1 || atomic_load(&priv_seen));
     printf("fast_copy: %d messages in %d calls\n", N, atomic_load(&calls));
     OK(msgr_conn_put(c));
     OK(msgr_messenger_destroy(cli));
