@@ -255,17 +255,17 @@ func (x *cDispatcher) fastCopy(c dispatch.Conn, ms []*msg.Message) {
 		off := 0
 		for i, m := range ms[:k] {
 			r := &rx[i]
-			*r = C.msgr_rxmsg{
-				_type: C.MSGR_EVENT_MESSAGE, msg_type: C.uint16_t(m.Type), priority: C.uint16_t(m.Priority),
-				conn: C.msgr_conn{id: C.uint64_t(cid)},
-				tid:  C.uint64_t(m.Tid), seq: C.uint64_t(m.Seq), src_num: C.int64_t(m.Src.Num),
-				version: C.uint16_t(m.Version), compat_version: C.uint16_t(m.CompatVersion),
-				src_type: C.uint8_t(m.Src.Type), data_off: C.uint16_t(m.DataOff),
-				off:       C.uint64_t(off),
-				front_len: C.uint32_t(len(m.Front)), middle_len: C.uint32_t(len(m.Middle)), data_len: C.uint32_t(len(m.Data)),
-			}
-			// priv is C's pointer, kept as an integer by Go.
-			*(*uintptr)(unsafe.Pointer(&r.conn_priv)) = priv
+			// Field by field: a composite literal is built on the stack
+			// and copied. The reserved fields stay zero from calloc.
+			r._type = C.MSGR_EVENT_MESSAGE
+			r.msg_type, r.priority = C.uint16_t(m.Type), C.uint16_t(m.Priority)
+			r.conn.id = C.uint64_t(cid)
+			*(*uintptr)(unsafe.Pointer(&r.conn_priv)) = priv // C's pointer, kept as an integer
+			r.tid, r.seq, r.src_num = C.uint64_t(m.Tid), C.uint64_t(m.Seq), C.int64_t(m.Src.Num)
+			r.version, r.compat_version = C.uint16_t(m.Version), C.uint16_t(m.CompatVersion)
+			r.src_type, r.data_off = C.uint8_t(m.Src.Type), C.uint16_t(m.DataOff)
+			r.off = C.uint64_t(off)
+			r.front_len, r.middle_len, r.data_len = C.uint32_t(len(m.Front)), C.uint32_t(len(m.Middle)), C.uint32_t(len(m.Data))
 			off += copy(buf[off:], m.Front)
 			off += copy(buf[off:], m.Middle)
 			off += copy(buf[off:], m.Data)

@@ -32,14 +32,8 @@ type sendPack struct {
 	n     int // messages described: descs[:n], payloads back to back in arena
 	descs []outDesc
 	arena []byte
-	msgs  []packedMsg
-}
-
-// packedMsg is a pack's message, built by the loop; its segments alias
-// the pack's arena.
-type packedMsg struct {
-	m    msg.Message
-	free func() // the pack's put, bound once
+	msgs  []msg.Message // built by the loop; segments alias the arena
+	free  func()        // put, bound once: every message's DataFree
 }
 
 // outDesc is a msgr_outmsg's header, as send_copy copies it.
@@ -54,7 +48,7 @@ const (
 	packMax     = 1 << (packClasses - 1) // 64
 	// arenaKeepPerMsg bounds the arena a free pack keeps (per slot), and
 	// packKeep the messages' worth of packs each class keeps: what idle
-	// packs hold stays under 7 classes x 16384 x (152+256) B, about 47 MB,
+	// packs hold stays under 7 classes x 16384 x (144+32+256) B, about 50 MB,
 	// and a W2 window (16384 messages of 64 B) is recycled whole.
 	arenaKeepPerMsg = 256
 	packKeep        = 1 << 14
@@ -77,11 +71,8 @@ func getPack(n int) *sendPack {
 	c := bits.Len(uint(n - 1))
 	s := packFree[c].Get()
 	if s == nil {
-		s = &sendPack{class: c, msgs: make([]packedMsg, 1<<c), descs: make([]outDesc, 1<<c)}
-		put := s.put
-		for i := range s.msgs {
-			s.msgs[i].free = put
-		}
+		s = &sendPack{class: c, msgs: make([]msg.Message, 1<<c), descs: make([]outDesc, 1<<c)}
+		s.free = s.put
 	}
 	s.refs.Store(int32(len(s.msgs)))
 	return s
@@ -137,8 +128,7 @@ func (s *sendPack) Unpack(out []*msg.Message) []*msg.Message {
 	off := 0
 	for i := 0; i < s.n; i++ {
 		d := &s.descs[i]
-		sm := &s.msgs[i]
-		m := &sm.m
+		m := &s.msgs[i]
 		m.Header = msg.Header{
 			Tid: d.tid, Type: d.typ, Priority: d.prio,
 			Version: d.version, CompatVersion: d.compat, Flags: msg.FlagsDefault,
@@ -153,7 +143,7 @@ func (s *sendPack) Unpack(out []*msg.Message) []*msg.Message {
 			m.CompatVersion = 1
 		}
 		m.Src = msg.EntityName{}
-		m.DataFree = sm.free
+		m.DataFree = s.free
 		m.Front, off = segment(s.arena, off, int(d.frontLen))
 		m.Middle, off = segment(s.arena, off, int(d.middleLen))
 		m.Data, off = segment(s.arena, off, int(d.dataLen))

@@ -25,7 +25,9 @@ export LD_LIBRARY_PATH=$PWD/build/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 C=build/examples/msgr_bench
 G=build/bin/msgr-bench
 for b in $C $G; do [ -x $b ] || { echo "missing $b: run make bench-c" >&2; exit 1; }; done
-port=$((20000 + RANDOM % 20000))
+# Below the ephemeral range (32768-60999), so no client socket of an
+# earlier run holds the port.
+port=$((20000 + RANDOM % 10000))
 out=$(mktemp)
 trap 'rm -f $out $out.srv $out.cli' EXIT
 
@@ -78,5 +80,15 @@ for wl in $workloads; do
 	m=()
 	for pair in GG GC CG CC; do m+=("$(echo ${vals[$pair]} | tr ' ' '\n' | median)"); done
 	printf "%-4s %-22s %12.1f %12.1f %12.1f %12.1f\n" $wl "$f" "${m[@]}"
+	# Each repeat's C/Go ratio (W1: C minus Go, in us) against the go/go run
+	# next to it, then the median: load that drifts between repeats cancels.
+	r=()
+	for pair in GC CG CC; do
+		r+=("$(paste <(echo ${vals[GG]} | tr ' ' '\n') <(echo ${vals[$pair]} | tr ' ' '\n') |
+			awk -v wl=$wl '$1 != "nan" && $2 != "nan" && $1 > 0 && $2 > 0 {print (wl == "W1" ? $2 - $1 : $2 / $1)}' | median)")
+	done
+	label="C/Go, paired median"
+	[ $wl = W1 ] && label="C-Go us, paired median"
+	printf "%-4s %-22s %12s %12.3f %12.3f %12.3f\n" $wl "$label" "" "${r[@]}"
 	unset vals
 done
