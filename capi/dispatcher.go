@@ -271,7 +271,8 @@ func (x *cDispatcher) fastCopy(c dispatch.Conn, ms []*msg.Message) {
 			off += copy(buf[off:], m.Data)
 			m.Release()
 		}
-		C.msgrc_call_copy(x.d, C.uint64_t(cid), C.uintptr_t(priv), b.rx, C.size_t(k), b.buf)
+		C.msgrc_call_copy(x.d, C.uint64_t(cid), C.uintptr_t(priv),
+			C.uintptr_t(uintptr(unsafe.Pointer(b.rx))), C.size_t(k), C.uintptr_t(uintptr(unsafe.Pointer(b.buf))))
 		ms = ms[k:]
 	}
 	if b != nil {

@@ -702,7 +702,7 @@ int msgrc_call_msg(struct msgrc_dispatcher *d, int kind, uint64_t conn, uintptr_
 }
 
 void msgrc_call_copy(struct msgrc_dispatcher *d, uint64_t conn, uintptr_t priv,
-                     const msgr_rxmsg *rx, size_t n, const unsigned char *buf) {
+                     uintptr_t rx, size_t n, uintptr_t buf) {
     msgr_conn c;
     uint64_t saved_conn = msgrc_cb_conn;
     void *saved_priv = msgrc_cb_priv;
@@ -710,7 +710,7 @@ void msgrc_call_copy(struct msgrc_dispatcher *d, uint64_t conn, uintptr_t priv,
     msgrc_cb_conn = conn;
     msgrc_cb_priv = (void *)priv;
     msgrc_cb_depth++;
-    d->ops.fast_dispatch_copy(d->user, c, rx, n, buf);
+    d->ops.fast_dispatch_copy(d->user, c, (const msgr_rxmsg *)rx, n, (const unsigned char *)buf);
     msgrc_cb_depth--;
     msgrc_cb_conn = saved_conn;
     msgrc_cb_priv = saved_priv;
