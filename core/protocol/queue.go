@@ -1,81 +1,12 @@
 package protocol
 
-import "github.com/msgr-dev/msgr/core/msg"
+import (
+	"github.com/msgr-dev/msgr/core/internal/ring"
+	"github.com/msgr-dev/msgr/core/msg"
+)
 
-// fifo is a growable ring of messages. It reuses its backing array, so a
-// steady flow of messages does not allocate.
-type fifo struct {
-	buf  []*msg.Message
-	head int
-	n    int
-}
-
-func (q *fifo) len() int { return q.n }
-
-func (q *fifo) grow() {
-	size := 2 * len(q.buf)
-	if size == 0 {
-		size = 16
-	}
-	nb := make([]*msg.Message, size)
-	for i := 0; i < q.n; i++ {
-		nb[i] = q.buf[(q.head+i)%len(q.buf)]
-	}
-	q.buf, q.head = nb, 0
-}
-
-func (q *fifo) pushBack(m *msg.Message) {
-	if q.n == len(q.buf) {
-		q.grow()
-	}
-	q.buf[(q.head+q.n)%len(q.buf)] = m
-	q.n++
-}
-
-func (q *fifo) pushFront(m *msg.Message) {
-	if q.n == len(q.buf) {
-		q.grow()
-	}
-	q.head = (q.head - 1 + len(q.buf)) % len(q.buf)
-	q.buf[q.head] = m
-	q.n++
-}
-
-func (q *fifo) front() *msg.Message {
-	if q.n == 0 {
-		return nil
-	}
-	return q.buf[q.head]
-}
-
-func (q *fifo) back() *msg.Message {
-	if q.n == 0 {
-		return nil
-	}
-	return q.buf[(q.head+q.n-1)%len(q.buf)]
-}
-
-func (q *fifo) popFront() *msg.Message {
-	if q.n == 0 {
-		return nil
-	}
-	m := q.buf[q.head]
-	q.buf[q.head] = nil
-	q.head = (q.head + 1) % len(q.buf)
-	q.n--
-	return m
-}
-
-func (q *fifo) popBack() *msg.Message {
-	if q.n == 0 {
-		return nil
-	}
-	i := (q.head + q.n - 1) % len(q.buf)
-	m := q.buf[i]
-	q.buf[i] = nil
-	q.n--
-	return m
-}
+// fifo is a session's message list (sent, replay, a priority level).
+type fifo = ring.Ring[*msg.Message]
 
 // prioQueue is Ceph's out_queue: a FIFO per priority, the highest priority
 // served first. Levels are kept sorted by descending priority and are never
@@ -104,7 +35,7 @@ func (p *prioQueue) push(m *msg.Message) {
 		copy(p.levels[i+1:], p.levels[i:])
 		p.levels[i] = prioLevel{prio: prio}
 	}
-	p.levels[i].q.pushBack(m)
+	p.levels[i].q.PushBack(m)
 	p.n++
 }
 
@@ -113,7 +44,7 @@ func (p *prioQueue) pop() *msg.Message {
 		return nil
 	}
 	for i := range p.levels {
-		if m := p.levels[i].q.popFront(); m != nil {
+		if m := p.levels[i].q.PopFront(); m != nil {
 			p.n--
 			return m
 		}

@@ -90,7 +90,7 @@ func (s *Session) Info() SessionInfo {
 		PeerAddrs:     s.peerAddrs,
 		Features:      s.features,
 		Queued:        s.queued(),
-		Unacked:       s.sent.len(),
+		Unacked:       s.sent.Len(),
 	}
 }
 
@@ -113,13 +113,13 @@ func (s *Session) Discard() {
 	s.resetCounters()
 }
 
-func (s *Session) queued() int { return s.queue.len() + s.requeued.len() }
+func (s *Session) queued() int { return s.queue.len() + s.requeued.Len() }
 
 func (s *Session) discardQueues() {
-	for m := s.sent.popFront(); m != nil; m = s.sent.popFront() {
+	for m := s.sent.PopFront(); m != nil; m = s.sent.PopFront() {
 		s.release(m)
 	}
-	for m := s.requeued.popFront(); m != nil; m = s.requeued.popFront() {
+	for m := s.requeued.PopFront(); m != nil; m = s.requeued.PopFront() {
 		s.release(m)
 	}
 	s.queue.drain(s.release)
@@ -138,9 +138,9 @@ func (s *Session) resetCounters() {
 // HIGHEST priority queue; a separate queue keeps them ahead of any
 // priority, so a replay can never be renumbered.
 func (s *Session) requeueSent() {
-	s.outSeq -= uint64(s.sent.len())
-	for m := s.sent.popBack(); m != nil; m = s.sent.popBack() {
-		s.requeued.pushFront(m)
+	s.outSeq -= uint64(s.sent.Len())
+	for m := s.sent.PopBack(); m != nil; m = s.sent.PopBack() {
+		s.requeued.PushFront(m)
 	}
 }
 
@@ -148,12 +148,12 @@ func (s *Session) requeueSent() {
 // returns the new out_seq (Ceph's discard_requeued_up_to). With nothing
 // requeued, out_seq becomes seq.
 func (s *Session) discardRequeuedUpTo(seq uint64) {
-	if s.requeued.len() == 0 {
+	if s.requeued.Len() == 0 {
 		s.outSeq = seq
 		return
 	}
-	for m := s.requeued.front(); m != nil && m.Seq != 0 && m.Seq <= seq; m = s.requeued.front() {
-		s.requeued.popFront()
+	for m := s.requeued.Front(); m != nil && m.Seq != 0 && m.Seq <= seq; m = s.requeued.Front() {
+		s.requeued.PopFront()
 		s.release(m)
 		s.outSeq++
 	}
@@ -166,8 +166,8 @@ func (s *Session) handleAck(ack uint64) bool {
 		return false // lossy sessions keep nothing
 	}
 	n := false
-	for m := s.sent.front(); m != nil && m.Seq <= ack; m = s.sent.front() {
-		s.sent.popFront()
+	for m := s.sent.Front(); m != nil && m.Seq <= ack; m = s.sent.Front() {
+		s.sent.PopFront()
 		s.release(m)
 		n = true
 	}
@@ -177,7 +177,7 @@ func (s *Session) handleAck(ack uint64) bool {
 // nextOutgoing returns the next message to send: replays first, then the
 // highest priority.
 func (s *Session) nextOutgoing() *msg.Message {
-	if m := s.requeued.popFront(); m != nil {
+	if m := s.requeued.PopFront(); m != nil {
 		return m
 	}
 	return s.queue.pop()
@@ -477,7 +477,7 @@ func (m *Machine) AppendOutputV(dst []byte, refs []OutRef, max, minRef int) ([]b
 		}
 		switch {
 		case !s.policy.Lossy:
-			s.sent.pushBack(mm)
+			s.sent.PushBack(mm)
 		case len(refs) > nrefs:
 			refs[len(refs)-1].Msg = mm // released by the caller once written
 		default:

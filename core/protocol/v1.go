@@ -542,7 +542,7 @@ func (m *V1) AppendOutputV(dst []byte, refs []OutRef, max, minRef int) ([]byte, 
 		}
 		switch {
 		case !s.policy.Lossy:
-			s.sent.pushBack(mm)
+			s.sent.PushBack(mm)
 		case len(refs) > nrefs:
 			refs[len(refs)-1].Msg = mm // released by the caller once written
 		default:

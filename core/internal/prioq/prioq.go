@@ -15,45 +15,16 @@
 // Not safe for concurrent use; the caller locks.
 package prioq
 
-// ring is a growable FIFO.
-type ring[T any] struct {
-	buf        []T
-	head, size int
-}
-
-func (r *ring[T]) push(v T) {
-	if r.size == len(r.buf) {
-		n := 2 * len(r.buf)
-		if n == 0 {
-			n = 8
-		}
-		nb := make([]T, n)
-		for i := 0; i < r.size; i++ {
-			nb[i] = r.buf[(r.head+i)%len(r.buf)]
-		}
-		r.buf, r.head = nb, 0
-	}
-	r.buf[(r.head+r.size)%len(r.buf)] = v
-	r.size++
-}
-
-func (r *ring[T]) pop() T {
-	var zero T
-	v := r.buf[r.head]
-	r.buf[r.head] = zero // let the GC have it
-	r.head = (r.head + 1) % len(r.buf)
-	r.size--
-	return v
-}
+import "github.com/msgr-dev/msgr/core/internal/ring"
 
 // level holds one priority: its classes in round-robin order.
 type level[K comparable, T any] struct {
 	prio    int
-	classes map[K]*ring[T]
-	order   ring[K] // classes with items, in service order
+	classes map[K]*ring.Ring[T]
+	order   ring.Ring[K] // classes with items, in service order
 	n       int
 	deficit int
-	free    []*ring[T] // emptied class rings kept for reuse
+	free    []*ring.Ring[T] // emptied class rings kept for reuse
 }
 
 func (l *level[K, T]) push(k K, v T) {
@@ -62,22 +33,22 @@ func (l *level[K, T]) push(k K, v T) {
 		if n := len(l.free); n > 0 {
 			q, l.free = l.free[n-1], l.free[:n-1]
 		} else {
-			q = &ring[T]{}
+			q = &ring.Ring[T]{}
 		}
 		l.classes[k] = q
-		l.order.push(k)
+		l.order.PushBack(k)
 	}
-	q.push(v)
+	q.PushBack(v)
 	l.n++
 }
 
 func (l *level[K, T]) pop() T {
-	k := l.order.pop()
+	k := l.order.PopFront()
 	q := l.classes[k]
-	v := q.pop()
+	v := q.PopFront()
 	l.n--
-	if q.size > 0 {
-		l.order.push(k) // to the back: round-robin between classes
+	if q.Len() > 0 {
+		l.order.PushBack(k) // to the back: round-robin between classes
 	} else {
 		delete(l.classes, k)
 		l.free = append(l.free, q)
@@ -107,7 +78,7 @@ func (q *Queue[K, T]) Len() int { return q.n }
 func (q *Queue[K, T]) Push(prio int, k K, v T) {
 	l := q.levels[prio]
 	if l == nil {
-		l = &level[K, T]{prio: prio, classes: map[K]*ring[T]{}}
+		l = &level[K, T]{prio: prio, classes: map[K]*ring.Ring[T]{}}
 		q.levels[prio] = l
 	}
 	if l.n == 0 {
@@ -185,18 +156,18 @@ func (q *Queue[K, T]) RemoveClass(k K, out []T) []T {
 			if r == nil {
 				continue
 			}
-			for r.size > 0 {
-				out = append(out, r.pop())
+			for r.Len() > 0 {
+				out = append(out, r.PopFront())
 				l.n--
 				q.n--
 			}
 			delete(l.classes, k)
 			l.free = append(l.free, r)
 			// rebuild the class order without k
-			for i, n := 0, l.order.size; i < n; i++ {
-				c := l.order.pop()
+			for i, n := 0, l.order.Len(); i < n; i++ {
+				c := l.order.PopFront()
 				if c != k {
-					l.order.push(c)
+					l.order.PushBack(c)
 				}
 			}
 		}
