@@ -32,6 +32,12 @@ type cDispatcher struct {
 	// cached "no" for a slow message sent the next fast one, reusing its
 	// struct, to the slow path, where no dispatcher took it: lost).
 	released atomic.Bool
+
+	// The worker that dispatches takes these with one swap and gives them
+	// back with one CAS (a second worker dispatching at once uses the
+	// shared pools): cheaper than a pool per call on the W1 path.
+	rxSpare   atomic.Pointer[[rxChunk]C.struct_msgrc_rx]
+	copySpare atomic.Pointer[rxCopy]
 }
 
 func newCDispatcher(ms *mentry, d *C.struct_msgrc_dispatcher) *cDispatcher {
@@ -58,6 +64,9 @@ func (x *cDispatcher) release() {
 	}
 	C.msgrc_call_release(x.d)
 	x.d = nil
+	if b := x.copySpare.Swap(nil); b != nil {
+		putRxCopy(b) // C memory: back to the shared list, not lost
+	}
 	dispatchers.Add(-1)
 }
 
@@ -147,7 +156,10 @@ func (x *cDispatcher) FastDispatchBatch(c dispatch.Conn, ms []*msg.Message) {
 		return
 	}
 	cid, priv := x.ms.connID(c)
-	rx := rxPool.Get().(*[rxChunk]C.struct_msgrc_rx)
+	rx := x.rxSpare.Swap(nil)
+	if rx == nil {
+		rx = rxPool.Get().(*[rxChunk]C.struct_msgrc_rx)
+	}
 	for len(ms) > 0 {
 		k := min(len(ms), rxChunk)
 		for i, m := range ms[:k] {
@@ -161,7 +173,11 @@ func (x *cDispatcher) FastDispatchBatch(c dispatch.Conn, ms []*msg.Message) {
 			r.seg[1], r.len[1] = bytesAddr(m.Middle), C.size_t(len(m.Middle))
 			r.seg[2], r.len[2] = bytesAddr(m.Data), C.size_t(len(m.Data))
 		}
-		C.msgrc_call_fast_batch(x.d, C.uint64_t(cid), C.uintptr_t(priv), &rx[0], C.size_t(k))
+		// As an integer, like the segments (see callMsg): Go memory
+		// without pointers, kept alive by rx, read by C during the call.
+		C.msgrc_call_fast_batch(x.d, C.uint64_t(cid), C.uintptr_t(priv),
+			C.uintptr_t(uintptr(unsafe.Pointer(&rx[0]))), C.size_t(k))
+		runtime.KeepAlive(rx)
 		// The segments were Go memory lent for the call: release after.
 		for i, m := range ms[:k] {
 			m.Release()
@@ -173,7 +189,9 @@ func (x *cDispatcher) FastDispatchBatch(c dispatch.Conn, ms []*msg.Message) {
 			cid, priv = x.ms.connID(c)
 		}
 	}
-	rxPool.Put(rx)
+	if !x.rxSpare.CompareAndSwap(nil, rx) {
+		rxPool.Put(rx)
+	}
 }
 
 // rxCopy is the C memory a fast_dispatch_copy call reads: the msgr_rxmsg
@@ -227,7 +245,10 @@ func putRxCopy(b *rxCopy) {
 // releases them. Out of C memory, the messages are dropped (as the
 // per-message path drops one it cannot lend).
 func (x *cDispatcher) fastCopy(c dispatch.Conn, ms []*msg.Message) {
-	b := getRxCopy()
+	b := x.copySpare.Swap(nil)
+	if b == nil {
+		b = getRxCopy()
+	}
 	for len(ms) > 0 {
 		k := min(len(ms), rxChunk)
 		total := 0
@@ -275,7 +296,7 @@ func (x *cDispatcher) fastCopy(c dispatch.Conn, ms []*msg.Message) {
 			C.uintptr_t(uintptr(unsafe.Pointer(b.rx))), C.size_t(k), C.uintptr_t(uintptr(unsafe.Pointer(b.buf))))
 		ms = ms[k:]
 	}
-	if b != nil {
+	if b != nil && (b.bufCap > rxCopyKeep || !x.copySpare.CompareAndSwap(nil, b)) {
 		putRxCopy(b)
 	}
 }

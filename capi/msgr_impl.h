@@ -118,7 +118,7 @@ struct msgrc_rx {
 /* fast_dispatch of rx[0..n), in order, all from connection conn: one
  * crossing from Go for a whole read's messages. */
 void msgrc_call_fast_batch(struct msgrc_dispatcher *d, uint64_t conn, uintptr_t priv,
-                           const struct msgrc_rx *rx, size_t n);
+                           uintptr_t rx, size_t n);
 /* fast_dispatch_copy of rx[0..n) with their payloads in buf, all from
  * connection conn: Go filled both (in C memory) in one pass. rx and buf
  * are C pointers passed as integers: cgo's check of pointer arguments

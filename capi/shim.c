@@ -717,7 +717,8 @@ void msgrc_call_copy(struct msgrc_dispatcher *d, uint64_t conn, uintptr_t priv,
 }
 
 void msgrc_call_fast_batch(struct msgrc_dispatcher *d, uint64_t conn, uintptr_t priv,
-                           const struct msgrc_rx *rx, size_t n) {
+                           uintptr_t rxp, size_t n) {
+    const struct msgrc_rx *rx = (const struct msgrc_rx *)rxp;
     msgr_conn c;
     size_t i;
     uint64_t saved_conn = msgrc_cb_conn;
