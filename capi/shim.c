@@ -652,6 +652,28 @@ static void msgrc_lend(struct msgr_msg *m, int on_stack, uint64_t seq, uint64_t 
     m->seg[2].len = data_len;
 }
 
+/* A callback's context on this thread (what msgr_conn_get_priv and the
+ * restrictions read): entered before calling C, restored after, so that a
+ * callback run inside another (a local send dispatched inline) unwinds. */
+struct msgrc_cb_saved {
+    uint64_t conn;
+    void *priv;
+};
+static struct msgrc_cb_saved msgrc_cb_enter(uint64_t conn, uintptr_t priv) {
+    struct msgrc_cb_saved s;
+    s.conn = msgrc_cb_conn;
+    s.priv = msgrc_cb_priv;
+    msgrc_cb_conn = conn;
+    msgrc_cb_priv = (void *)priv;
+    msgrc_cb_depth++;
+    return s;
+}
+static void msgrc_cb_leave(struct msgrc_cb_saved s) {
+    msgrc_cb_depth--;
+    msgrc_cb_conn = s.conn;
+    msgrc_cb_priv = s.priv;
+}
+
 int msgrc_call_msg(struct msgrc_dispatcher *d, int kind, uint64_t conn, uintptr_t priv,
                    uint64_t seq, uint64_t tid, int64_t src_num,
                    uint64_t packed, uint64_t packed2, uintptr_t front,
@@ -660,9 +682,8 @@ int msgrc_call_msg(struct msgrc_dispatcher *d, int kind, uint64_t conn, uintptr_
     struct msgr_msg onstack;
     struct msgr_msg *m;
     msgr_conn c;
+    struct msgrc_cb_saved saved;
     int r = 0;
-    uint64_t saved_conn = msgrc_cb_conn;
-    void *saved_priv = msgrc_cb_priv;
     if (kind == 0) {
         m = &onstack;
     } else {
@@ -673,9 +694,7 @@ int msgrc_call_msg(struct msgrc_dispatcher *d, int kind, uint64_t conn, uintptr_
     msgrc_lend(m, kind == 0, seq, tid, src_num, packed, packed2, front, front_len, middle,
                middle_len, data, data_len);
     c.id = conn;
-    msgrc_cb_conn = conn;
-    msgrc_cb_priv = (void *)priv;
-    msgrc_cb_depth++;
+    saved = msgrc_cb_enter(conn, priv);
     switch (kind) {
     case 0:
         r = d->ops.can_fast_dispatch(d->user, m);
@@ -688,9 +707,7 @@ int msgrc_call_msg(struct msgrc_dispatcher *d, int kind, uint64_t conn, uintptr_
         r = d->ops.dispatch(d->user, c, m);
         break;
     }
-    msgrc_cb_depth--;
-    msgrc_cb_conn = saved_conn;
-    msgrc_cb_priv = saved_priv;
+    msgrc_cb_leave(saved);
     if (kind == 0) {
         onstack.magic = MSGRC_MSG_DEAD;
     } else {
@@ -704,16 +721,10 @@ int msgrc_call_msg(struct msgrc_dispatcher *d, int kind, uint64_t conn, uintptr_
 void msgrc_call_copy(struct msgrc_dispatcher *d, uint64_t conn, uintptr_t priv,
                      uintptr_t rx, size_t n, uintptr_t buf) {
     msgr_conn c;
-    uint64_t saved_conn = msgrc_cb_conn;
-    void *saved_priv = msgrc_cb_priv;
+    struct msgrc_cb_saved saved = msgrc_cb_enter(conn, priv);
     c.id = conn;
-    msgrc_cb_conn = conn;
-    msgrc_cb_priv = (void *)priv;
-    msgrc_cb_depth++;
     d->ops.fast_dispatch_copy(d->user, c, (const msgr_rxmsg *)rx, n, (const unsigned char *)buf);
-    msgrc_cb_depth--;
-    msgrc_cb_conn = saved_conn;
-    msgrc_cb_priv = saved_priv;
+    msgrc_cb_leave(saved);
 }
 
 void msgrc_call_fast_batch(struct msgrc_dispatcher *d, uint64_t conn, uintptr_t priv,
@@ -721,11 +732,8 @@ void msgrc_call_fast_batch(struct msgrc_dispatcher *d, uint64_t conn, uintptr_t 
     const struct msgrc_rx *rx = (const struct msgrc_rx *)rxp;
     msgr_conn c;
     size_t i;
-    uint64_t saved_conn = msgrc_cb_conn;
-    void *saved_priv = msgrc_cb_priv;
+    struct msgrc_cb_saved saved = msgrc_cb_enter(conn, priv);
     c.id = conn;
-    msgrc_cb_conn = conn;
-    msgrc_cb_depth++;
     for (i = 0; i < n; i++) {
         struct msgr_msg *m = msgrc_msg_new(0);
         if (m == NULL)
@@ -739,20 +747,14 @@ void msgrc_call_fast_batch(struct msgrc_dispatcher *d, uint64_t conn, uintptr_t 
         priv = (uintptr_t)msgrc_cb_priv;
         msgrc_msg_unref(m);
     }
-    msgrc_cb_depth--;
-    msgrc_cb_conn = saved_conn;
-    msgrc_cb_priv = saved_priv;
+    msgrc_cb_leave(saved);
 }
 
 int msgrc_call_event(struct msgrc_dispatcher *d, int ev, uint64_t conn, uintptr_t priv) {
     msgr_conn c;
     int r = 0;
-    uint64_t saved_conn = msgrc_cb_conn;
-    void *saved_priv = msgrc_cb_priv;
+    struct msgrc_cb_saved saved = msgrc_cb_enter(conn, priv);
     c.id = conn;
-    msgrc_cb_conn = conn;
-    msgrc_cb_priv = (void *)priv;
-    msgrc_cb_depth++;
     switch (ev) {
     case MSGR_EVENT_CONNECT:
         if (d->ops.handle_connect)
@@ -775,9 +777,7 @@ int msgrc_call_event(struct msgrc_dispatcher *d, int ev, uint64_t conn, uintptr_
             r = d->ops.handle_refused(d->user, c);
         break;
     }
-    msgrc_cb_depth--;
-    msgrc_cb_conn = saved_conn;
-    msgrc_cb_priv = saved_priv;
+    msgrc_cb_leave(saved);
     return r != 0;
 }
 
