@@ -235,6 +235,13 @@ static int msgrc_check_out_size(void *s, uint32_t size, size_t min,
         if ((p) == NULL)                                                       \
             return msgrc_fail(MSGR_EINVAL, "libmsgr: " what " is NULL");       \
     } while (0)
+/* A buffer the call writes a string into: not NULL, not empty. */
+#define MSGRC_STRBUF(buf, len)                                                 \
+    do {                                                                       \
+        MSGRC_NULL(buf, "buf");                                                \
+        if ((len) == 0)                                                        \
+            return msgrc_fail(MSGR_ERANGE, "libmsgr: buffer of length 0");     \
+    } while (0)
 
 /* ---- messages ---------------------------------------------------------- */
 
@@ -908,17 +915,13 @@ int msgr_messenger_bind_range(msgr_messenger m, const char *addr, int min_port, 
 }
 
 int msgr_messenger_get_addrs(msgr_messenger m, char *buf, size_t len) {
-    MSGRC_NULL(buf, "buf");
-    if (len == 0)
-        return msgrc_fail(MSGR_ERANGE, "libmsgr: buffer of length 0");
+    MSGRC_STRBUF(buf, len);
     MSGRC_GO_ENTRY();
     return msgrgo_messenger_string(m.id, 0, buf, len);
 }
 
 int msgr_messenger_get_name(msgr_messenger m, char *buf, size_t len) {
-    MSGRC_NULL(buf, "buf");
-    if (len == 0)
-        return msgrc_fail(MSGR_ERANGE, "libmsgr: buffer of length 0");
+    MSGRC_STRBUF(buf, len);
     MSGRC_GO_ENTRY();
     return msgrgo_messenger_string(m.id, 1, buf, len);
 }
@@ -1288,25 +1291,19 @@ int msgr_conn_get_info(msgr_conn c, msgr_conn_info *info) {
 }
 
 int msgr_conn_peer_addr(msgr_conn c, char *buf, size_t len) {
-    MSGRC_NULL(buf, "buf");
-    if (len == 0)
-        return msgrc_fail(MSGR_ERANGE, "libmsgr: buffer of length 0");
+    MSGRC_STRBUF(buf, len);
     MSGRC_GO_ENTRY();
     return msgrgo_conn_string(c.id, 0, buf, len);
 }
 
 int msgr_conn_peer_name(msgr_conn c, char *buf, size_t len) {
-    MSGRC_NULL(buf, "buf");
-    if (len == 0)
-        return msgrc_fail(MSGR_ERANGE, "libmsgr: buffer of length 0");
+    MSGRC_STRBUF(buf, len);
     MSGRC_GO_ENTRY();
     return msgrgo_conn_string(c.id, 1, buf, len);
 }
 
 int msgr_conn_last_fault(msgr_conn c, char *buf, size_t len) {
-    MSGRC_NULL(buf, "buf");
-    if (len == 0)
-        return msgrc_fail(MSGR_ERANGE, "libmsgr: buffer of length 0");
+    MSGRC_STRBUF(buf, len);
     MSGRC_GO_ENTRY();
     return msgrgo_conn_string(c.id, 2, buf, len);
 }
