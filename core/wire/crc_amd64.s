@@ -1,0 +1,114 @@
+#include "textflag.h"
+
+// Folding constants for the reflected Castagnoli polynomial: for a fold
+// over D bits, the low qword multiplies by x^(D+32) mod P and the high by
+// x^(D-32) mod P, bit-reflected and shifted left by one (crc_amd64.go says
+// how they were checked).
+DATA k2048<>+0(SB)/8, $0xdcb17aa4
+DATA k2048<>+8(SB)/8, $0xb9e02b86
+GLOBL k2048<>(SB), RODATA|NOPTR, $16
+DATA k512<>+0(SB)/8, $0x740eef02
+DATA k512<>+8(SB)/8, $0x9e4addf8
+GLOBL k512<>(SB), RODATA|NOPTR, $16
+DATA k128<>+0(SB)/8, $0xf20c0dfe
+DATA k128<>+8(SB)/8, $0x14cd00bd6
+GLOBL k128<>(SB), RODATA|NOPTR, $16
+
+// func foldAVX512(seed uint32, p []byte) uint32
+// len(p) >= 256 and a multiple of 16. Folds p (the seed xored into its
+// first four bytes) into 16 bytes whose raw crc32c from 0 is p's from
+// seed, and returns that, from the crc32 instruction.
+TEXT ·foldAVX512(SB), NOSPLIT, $0-36
+	MOVL seed+0(FP), AX
+	MOVQ p_base+8(FP), SI
+	MOVQ p_len+16(FP), CX
+
+	VMOVDQU64 0(SI), Z0
+	VMOVDQU64 64(SI), Z1
+	VMOVDQU64 128(SI), Z2
+	VMOVDQU64 192(SI), Z3
+	VMOVD     AX, X4
+	VPXORQ    Z4, Z0, Z0
+	ADDQ      $256, SI
+	SUBQ      $256, CX
+
+	// Four accumulators, 256 bytes a round: each folds over 2048 bits.
+	VBROADCASTI32X4 k2048<>(SB), Z5
+
+loop256:
+	CMPQ       CX, $256
+	JB         fold4
+	VPCLMULQDQ $0x00, Z5, Z0, Z6
+	VPCLMULQDQ $0x11, Z5, Z0, Z0
+	VPTERNLOGQ $0x96, 0(SI), Z6, Z0
+	VPCLMULQDQ $0x00, Z5, Z1, Z7
+	VPCLMULQDQ $0x11, Z5, Z1, Z1
+	VPTERNLOGQ $0x96, 64(SI), Z7, Z1
+	VPCLMULQDQ $0x00, Z5, Z2, Z8
+	VPCLMULQDQ $0x11, Z5, Z2, Z2
+	VPTERNLOGQ $0x96, 128(SI), Z8, Z2
+	VPCLMULQDQ $0x00, Z5, Z3, Z9
+	VPCLMULQDQ $0x11, Z5, Z3, Z3
+	VPTERNLOGQ $0x96, 192(SI), Z9, Z3
+	ADDQ       $256, SI
+	SUBQ       $256, CX
+	JMP        loop256
+
+fold4:
+	// Into one accumulator: each folds over 512 bits onto the next.
+	VBROADCASTI32X4 k512<>(SB), Z5
+	VPCLMULQDQ      $0x00, Z5, Z0, Z6
+	VPCLMULQDQ      $0x11, Z5, Z0, Z0
+	VPTERNLOGQ      $0x96, Z6, Z0, Z1
+	VPCLMULQDQ      $0x00, Z5, Z1, Z6
+	VPCLMULQDQ      $0x11, Z5, Z1, Z1
+	VPTERNLOGQ      $0x96, Z6, Z1, Z2
+	VPCLMULQDQ      $0x00, Z5, Z2, Z6
+	VPCLMULQDQ      $0x11, Z5, Z2, Z2
+	VPTERNLOGQ      $0x96, Z6, Z2, Z3
+
+loop64:
+	CMPQ       CX, $64
+	JB         lanes
+	VPCLMULQDQ $0x00, Z5, Z3, Z6
+	VPCLMULQDQ $0x11, Z5, Z3, Z3
+	VPTERNLOGQ $0x96, 0(SI), Z6, Z3
+	ADDQ       $64, SI
+	SUBQ       $64, CX
+	JMP        loop64
+
+lanes:
+	// The four 128-bit lanes, first to last, each folded onto the next.
+	VMOVDQU64      k128<>(SB), X5
+	VEXTRACTI32X4  $1, Z3, X1
+	VEXTRACTI32X4  $2, Z3, X2
+	VEXTRACTI32X4  $3, Z3, X7
+	VPCLMULQDQ     $0x00, X5, X3, X6
+	VPCLMULQDQ     $0x11, X5, X3, X0
+	VPTERNLOGQ     $0x96, X6, X0, X1
+	VPCLMULQDQ     $0x00, X5, X1, X6
+	VPCLMULQDQ     $0x11, X5, X1, X0
+	VPTERNLOGQ     $0x96, X6, X0, X2
+	VPCLMULQDQ     $0x00, X5, X2, X6
+	VPCLMULQDQ     $0x11, X5, X2, X0
+	VPTERNLOGQ     $0x96, X6, X0, X7
+
+loop16:
+	CMPQ       CX, $16
+	JB         done
+	VPCLMULQDQ $0x00, X5, X7, X6
+	VPCLMULQDQ $0x11, X5, X7, X7
+	VPTERNLOGQ $0x96, 0(SI), X6, X7
+	ADDQ       $16, SI
+	SUBQ       $16, CX
+	JMP        loop16
+
+done:
+	VMOVQ   X7, R8
+	VPEXTRQ $1, X7, R9
+	VZEROUPPER
+	XORL    AX, AX
+	CRC32Q  R8, AX
+	CRC32Q  R9, AX
+	MOVL    AX, ret+32(FP)
+	RET
