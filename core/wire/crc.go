@@ -16,18 +16,28 @@ const (
 // (hardware-accelerated) Castagnoli code: crc32.Update inverts on entry
 // and exit, so inverting around it yields the raw update.
 //
-// Long inputs (W3's 4 KiB, W4's 1 MiB segments) fold with AVX-512
+// Short inputs (a frame's preamble and header, a small payload) run the
+// crc32 instruction inline: 28 bytes 5.7 vs 8.8 ns, 64 bytes 9.3 vs 16.5
+// ns against hash/crc32, whose dispatch cost as much as the crc (three
+// crcs a small message). Long inputs (W3's 4 KiB, W4's 1 MiB) fold with AVX-512
 // carry-less multiplies where the CPU has them (crc_amd64.s): about twice
 // hash/crc32's speed from 256 bytes up.
 func CRC32C(seed uint32, b []byte) uint32 {
 	if len(b) == 0 {
 		return seed // a MESSAGE's empty front and middle: no call
 	}
+	if len(b) <= crcSmallMax && useSmall {
+		return crcSmall(seed, b)
+	}
 	if len(b) >= crcFoldMin && useFold {
 		return crcFold(seed, b)
 	}
 	return crcUpdate(seed, b)
 }
+
+// crcSmallMax: past it the crc32 instruction's latency makes hash/crc32's
+// three-way loop faster (192 bytes: 28 vs 24 ns).
+const crcSmallMax = 128
 
 // crcUpdate is the raw update on hash/crc32.
 func crcUpdate(seed uint32, b []byte) uint32 { return ^crc32.Update(^seed, castagnoli, b) }

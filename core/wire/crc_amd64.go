@@ -12,6 +12,16 @@ import "golang.org/x/sys/cpu"
 //go:noescape
 func foldAVX512(seed uint32, p []byte) uint32
 
+// crcSmall (crc_amd64.s) is the raw crc32c of p from seed with the crc32
+// instruction, 8 bytes at a time: for short inputs, where hash/crc32's
+// dispatch cost as much as the crc.
+//
+//go:noescape
+func crcSmall(seed uint32, p []byte) uint32
+
+// useSmall: SSE4.2's crc32 instruction.
+var useSmall = cpu.X86.HasSSE42
+
 // useFold: AVX-512 with VPCLMULQDQ on 512-bit registers (x/sys/cpu also
 // checks that the OS saves the registers).
 var useFold = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VL && cpu.X86.HasAVX512VPCLMULQDQ && cpu.X86.HasPCLMULQDQ

@@ -112,3 +112,42 @@ done:
 	CRC32Q  R9, AX
 	MOVL    AX, ret+32(FP)
 	RET
+
+// func crcSmall(seed uint32, p []byte) uint32
+// The raw crc32c of p from seed with the crc32 instruction, 8 bytes at a
+// time: for the short segments of small messages (a 28-byte preamble, a
+// header, a 64-byte payload), without hash/crc32's dispatch.
+TEXT ·crcSmall(SB), NOSPLIT, $0-36
+	MOVL seed+0(FP), AX
+	MOVQ p_base+8(FP), SI
+	MOVQ p_len+16(FP), CX
+
+loop8:
+	CMPQ   CX, $8
+	JB     loop1
+	CRC32Q 0(SI), AX
+	ADDQ   $8, SI
+	SUBQ   $8, CX
+	JMP    loop8
+
+loop1:
+	// The tail: 4, 2 and 1 bytes.
+	TESTQ  $4, CX
+	JZ     tail2
+	CRC32L 0(SI), AX
+	ADDQ   $4, SI
+
+tail2:
+	TESTQ  $2, CX
+	JZ     tail1
+	CRC32W 0(SI), AX
+	ADDQ   $2, SI
+
+tail1:
+	TESTQ  $1, CX
+	JZ     small_done
+	CRC32B 0(SI), AX
+
+small_done:
+	MOVL AX, ret+32(FP)
+	RET

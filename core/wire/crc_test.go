@@ -5,8 +5,9 @@ import (
 	"testing"
 )
 
-// TestCRC32CFold compares CRC32C (which folds long inputs with AVX-512 where
-// the CPU has it) and the fold itself with hash/crc32's update, on every
+// TestCRC32CFold compares CRC32C (which runs the crc32 instruction inline on
+// short inputs and folds long ones with AVX-512 where the CPU has them), and
+// each of those paths, with hash/crc32's update, on every
 // length up to 5000 bytes (all tails, all lane and 256-byte-round counts),
 // odd alignments, random seeds and a few large sizes.
 func TestCRC32CFold(t *testing.T) {
@@ -17,7 +18,12 @@ func TestCRC32CFold(t *testing.T) {
 		t.Helper()
 		want := crcUpdate(seed, p)
 		if got := CRC32C(seed, p); got != want {
-			t.Fatalf("CRC32C(%#x, %d bytes at %p) = %#08x, want %#08x", seed, len(p), &p[0], got, want)
+			t.Fatalf("CRC32C(%#x, %d bytes) = %#08x, want %#08x", seed, len(p), got, want)
+		}
+		if useSmall && len(p) <= 256 {
+			if got := crcSmall(seed, p); got != want {
+				t.Fatalf("crcSmall(%#x, %d bytes) = %#08x, want %#08x", seed, len(p), got, want)
+			}
 		}
 		if useFold && len(p) >= 256 {
 			if got := crcFold(seed, p); got != want {
@@ -33,7 +39,8 @@ func TestCRC32CFold(t *testing.T) {
 		check(SegmentCRCSeed, buf[5:5+n])
 		check(0, buf[:n])
 	}
+	check(0x1234, buf[3:3]) // empty
 	if !useFold {
-		t.Log("no AVX-512 VPCLMULQDQ on this CPU: only the hash/crc32 path ran")
+		t.Log("no AVX-512 VPCLMULQDQ on this CPU: the fold did not run")
 	}
 }
