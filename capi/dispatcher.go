@@ -207,8 +207,9 @@ type rxCopy struct {
 // rxCopyKeep: a buffer grown past this is freed after its call.
 const rxCopyKeep = 1 << 22
 
-// rxCopies holds the idle rxCopy (one per worker that dispatched at once
-// at most; never freed, like a worker's own buffers).
+// rxCopies holds the idle rxCopy: each dispatcher keeps one spare while it
+// lives, and workers dispatching at once take more; never freed, so there
+// are at most as many as dispatchers plus workers that ever ran at once.
 var rxCopies struct {
 	mu   sync.Mutex
 	free []*rxCopy
@@ -255,7 +256,8 @@ func (x *cDispatcher) fastCopy(c dispatch.Conn, ms []*msg.Message) {
 		for _, m := range ms[:k] {
 			total += len(m.Front) + len(m.Middle) + len(m.Data)
 		}
-		if b != nil && b.bufCap < total {
+		// A buffer even for no payload bytes: C is promised a valid one.
+		if b != nil && (b.bufCap < total || b.buf == nil) {
 			C.free(unsafe.Pointer(b.buf))
 			b.bufCap = max(total, 4096)
 			if b.buf = (*C.uchar)(C.malloc(C.size_t(b.bufCap))); b.buf == nil {

@@ -103,6 +103,14 @@ int main(void) {
         fill(payload, want, i);
         OK(msgr_msg_set_segment(m, i % 3, payload, want));
         OK(msgr_conn_send(c, m));
+        if (i == 0) {
+            /* Message 0 is empty and alone in its read: a call whose
+             * payload buffer holds nothing, on a fresh rxCopy. */
+            int k;
+            for (k = 0; k < 2000 && atomic_load(&got) < 1 && !atomic_load(&bad); k++)
+                sleep_ms(5);
+            CHECK(atomic_load(&got) == 1);
+        }
         if (i % 1000 == 999)
             OK(msgr_conn_wait_held(c, 0, 10000));
     }
