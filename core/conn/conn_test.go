@@ -27,6 +27,27 @@ type host struct {
 	policy msg.Policy
 }
 
+// startStack starts a stack of workers and makes a dispatch queue (not
+// started: add dispatchers first); stop stops both and waits for the queue.
+func startStack(t *testing.T, workers int) (*stack.Stack, *dispatch.Queue, func()) {
+	t.Helper()
+	st, err := stack.New(stack.Options{Workers: workers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Start(); err != nil {
+		t.Fatal(err)
+	}
+	q := dispatch.New(dispatch.Options{Logf: t.Logf})
+	return st, q, func() {
+		q.Stop()
+		if err := st.Stop(); err != nil {
+			t.Error(err)
+		}
+		q.Wait()
+	}
+}
+
 func newHost(pol msg.Policy) *host {
 	return &host{conns: map[msg.Addr]*conn.Connection{}, closed: map[*conn.Connection]int{}, policy: pol}
 }
@@ -108,14 +129,7 @@ func (p *testPack) Discard() {
 
 func TestConnectionDirect(t *testing.T) {
 	defer leakcheck.Take().Check(t)
-	st, err := stack.New(stack.Options{Workers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Start(); err != nil {
-		t.Fatal(err)
-	}
-	q := dispatch.New(dispatch.Options{Logf: t.Logf})
+	st, q, stop := startStack(t, 2)
 	cnt := &counter{next: map[uint32]uint32{}}
 	q.AddTail(cnt)
 	q.Start()
@@ -237,11 +251,7 @@ func TestConnectionDirect(t *testing.T) {
 	}
 	amu.Unlock()
 	l.Close()
-	q.Stop()
-	if err := st.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	q.Wait()
+	stop()
 }
 
 // A pack staged on a connection that cannot connect counts as queued, and
@@ -249,14 +259,7 @@ func TestConnectionDirect(t *testing.T) {
 // closes.
 func TestSendPackedDiscard(t *testing.T) {
 	defer leakcheck.Take().Check(t)
-	st, err := stack.New(stack.Options{Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Start(); err != nil {
-		t.Fatal(err)
-	}
-	q := dispatch.New(dispatch.Options{Logf: t.Logf})
+	st, q, stop := startStack(t, 1)
 	q.Start()
 	ch := newHost(msg.LosslessClient(0))
 	ccfg := &conn.Config{Stack: st, Queue: q, Host: ch, Name: msg.EntityName{Type: msg.EntityClient, Num: 9}, Nonce: 8,
@@ -284,9 +287,5 @@ func TestSendPackedDiscard(t *testing.T) {
 	if unpacked.Load() != 0 || discarded.Load() != 1 || freed.Load() != 5 {
 		t.Errorf("unpacked %d discarded %d freed %d", unpacked.Load(), discarded.Load(), freed.Load())
 	}
-	q.Stop()
-	if err := st.Stop(); err != nil {
-		t.Fatal(err)
-	}
-	q.Wait()
+	stop()
 }

@@ -59,14 +59,7 @@ func TestZeroCopyWrite(t *testing.T) {
 			if lossy {
 				cpol, spol = msg.LossyClient(0), msg.StatelessServer(0)
 			}
-			st, err := stack.New(stack.Options{Workers: 2})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := st.Start(); err != nil {
-				t.Fatal(err)
-			}
-			q := dispatch.New(dispatch.Options{Logf: t.Logf})
+			st, q, stop := startStack(t, 2)
 			chk := &zcChecker{}
 			q.AddTail(chk)
 			q.Start()
@@ -143,11 +136,7 @@ func TestZeroCopyWrite(t *testing.T) {
 			}
 			amu.Unlock()
 			l.Close()
-			q.Stop()
-			if err := st.Stop(); err != nil {
-				t.Fatal(err)
-			}
-			q.Wait()
+			stop()
 		})
 	}
 }

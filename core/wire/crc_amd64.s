@@ -1,5 +1,12 @@
 #include "textflag.h"
 
+// FOLD: x = x folded forward by the distance k holds, xor y (register or
+// memory); t is scratch. Works on X and Z registers alike, lane by lane.
+#define FOLD(k, x, t, y) \
+	VPCLMULQDQ $0x00, k, x, t \
+	VPCLMULQDQ $0x11, k, x, x \
+	VPTERNLOGQ $0x96, y, t, x
+
 // Folding constants for the reflected Castagnoli polynomial: for a fold
 // over D bits, the low qword multiplies by x^(D+32) mod P and the high by
 // x^(D-32) mod P, bit-reflected and shifted left by one (crc_amd64.go says
@@ -36,76 +43,52 @@ TEXT ·foldAVX512(SB), NOSPLIT, $0-36
 	VBROADCASTI32X4 k2048<>(SB), Z5
 
 loop256:
-	CMPQ       CX, $256
-	JB         fold4
-	VPCLMULQDQ $0x00, Z5, Z0, Z6
-	VPCLMULQDQ $0x11, Z5, Z0, Z0
-	VPTERNLOGQ $0x96, 0(SI), Z6, Z0
-	VPCLMULQDQ $0x00, Z5, Z1, Z7
-	VPCLMULQDQ $0x11, Z5, Z1, Z1
-	VPTERNLOGQ $0x96, 64(SI), Z7, Z1
-	VPCLMULQDQ $0x00, Z5, Z2, Z8
-	VPCLMULQDQ $0x11, Z5, Z2, Z2
-	VPTERNLOGQ $0x96, 128(SI), Z8, Z2
-	VPCLMULQDQ $0x00, Z5, Z3, Z9
-	VPCLMULQDQ $0x11, Z5, Z3, Z3
-	VPTERNLOGQ $0x96, 192(SI), Z9, Z3
-	ADDQ       $256, SI
-	SUBQ       $256, CX
-	JMP        loop256
+	CMPQ CX, $256
+	JB   fold4
+	FOLD(Z5, Z0, Z6, 0(SI))
+	FOLD(Z5, Z1, Z7, 64(SI))
+	FOLD(Z5, Z2, Z8, 128(SI))
+	FOLD(Z5, Z3, Z9, 192(SI))
+	ADDQ $256, SI
+	SUBQ $256, CX
+	JMP  loop256
 
 fold4:
-	// Into one accumulator: each folds over 512 bits onto the next.
+	// Into one accumulator (Z0): each folds over 512 bits onto the next.
 	VBROADCASTI32X4 k512<>(SB), Z5
-	VPCLMULQDQ      $0x00, Z5, Z0, Z6
-	VPCLMULQDQ      $0x11, Z5, Z0, Z0
-	VPTERNLOGQ      $0x96, Z6, Z0, Z1
-	VPCLMULQDQ      $0x00, Z5, Z1, Z6
-	VPCLMULQDQ      $0x11, Z5, Z1, Z1
-	VPTERNLOGQ      $0x96, Z6, Z1, Z2
-	VPCLMULQDQ      $0x00, Z5, Z2, Z6
-	VPCLMULQDQ      $0x11, Z5, Z2, Z2
-	VPTERNLOGQ      $0x96, Z6, Z2, Z3
+	FOLD(Z5, Z0, Z6, Z1)
+	FOLD(Z5, Z0, Z6, Z2)
+	FOLD(Z5, Z0, Z6, Z3)
 
 loop64:
-	CMPQ       CX, $64
-	JB         lanes
-	VPCLMULQDQ $0x00, Z5, Z3, Z6
-	VPCLMULQDQ $0x11, Z5, Z3, Z3
-	VPTERNLOGQ $0x96, 0(SI), Z6, Z3
-	ADDQ       $64, SI
-	SUBQ       $64, CX
-	JMP        loop64
+	CMPQ CX, $64
+	JB   lanes
+	FOLD(Z5, Z0, Z6, 0(SI))
+	ADDQ $64, SI
+	SUBQ $64, CX
+	JMP  loop64
 
 lanes:
-	// The four 128-bit lanes, first to last, each folded onto the next.
-	VMOVDQU64      k128<>(SB), X5
-	VEXTRACTI32X4  $1, Z3, X1
-	VEXTRACTI32X4  $2, Z3, X2
-	VEXTRACTI32X4  $3, Z3, X7
-	VPCLMULQDQ     $0x00, X5, X3, X6
-	VPCLMULQDQ     $0x11, X5, X3, X0
-	VPTERNLOGQ     $0x96, X6, X0, X1
-	VPCLMULQDQ     $0x00, X5, X1, X6
-	VPCLMULQDQ     $0x11, X5, X1, X0
-	VPTERNLOGQ     $0x96, X6, X0, X2
-	VPCLMULQDQ     $0x00, X5, X2, X6
-	VPCLMULQDQ     $0x11, X5, X2, X0
-	VPTERNLOGQ     $0x96, X6, X0, X7
+	// The four 128-bit lanes, first (X0) to last, each folded onto the next.
+	VMOVDQU64     k128<>(SB), X5
+	VEXTRACTI32X4 $1, Z0, X1
+	VEXTRACTI32X4 $2, Z0, X2
+	VEXTRACTI32X4 $3, Z0, X3
+	FOLD(X5, X0, X6, X1)
+	FOLD(X5, X0, X6, X2)
+	FOLD(X5, X0, X6, X3)
 
 loop16:
-	CMPQ       CX, $16
-	JB         done
-	VPCLMULQDQ $0x00, X5, X7, X6
-	VPCLMULQDQ $0x11, X5, X7, X7
-	VPTERNLOGQ $0x96, 0(SI), X6, X7
-	ADDQ       $16, SI
-	SUBQ       $16, CX
-	JMP        loop16
+	CMPQ CX, $16
+	JB   done
+	FOLD(X5, X0, X6, 0(SI))
+	ADDQ $16, SI
+	SUBQ $16, CX
+	JMP  loop16
 
 done:
-	VMOVQ   X7, R8
-	VPEXTRQ $1, X7, R9
+	VMOVQ   X0, R8
+	VPEXTRQ $1, X0, R9
 	VZEROUPPER
 	XORL    AX, AX
 	CRC32Q  R8, AX
