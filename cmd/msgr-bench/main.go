@@ -417,8 +417,9 @@ type clientDispatcher struct {
 	// Keyed by the connection itself: ids are per messenger, and W5 has a
 	// messenger per connection, so ids repeat.
 	rts   map[dispatch.Conn]*rtState
-	count chan uint64 // W2-W4: the server's count
-	bad   atomic.Bool
+	count   chan uint64 // W2-W4: the server's count
+	refused chan error  // the first refused connect: no server, fail now rather than at --timeout
+	bad     atomic.Bool
 }
 
 func (d *clientDispatcher) CanFastDispatch(m *msg.Message) bool { return m.Type == msgPing }
@@ -455,6 +456,14 @@ func (d *clientDispatcher) HandleReset(c dispatch.Conn) bool {
 	return true
 }
 
+func (d *clientDispatcher) HandleRefused(c dispatch.Conn) bool {
+	select {
+	case d.refused <- fmt.Errorf("connection to %v refused: is a server listening there?", c.PeerAddr()):
+	default:
+	}
+	return true
+}
+
 func client(c config) error {
 	addr, err := msg.ParseAddr(c.addr)
 	if err != nil {
@@ -483,7 +492,7 @@ func client(c config) error {
 	if err != nil {
 		return err
 	}
-	d := &clientDispatcher{rts: map[dispatch.Conn]*rtState{}, count: make(chan uint64, 1)}
+	d := &clientDispatcher{rts: map[dispatch.Conn]*rtState{}, count: make(chan uint64, 1), refused: make(chan error, 1)}
 	m.AddDispatcherTail(d)
 	if err := m.Start(); err != nil {
 		return err
@@ -537,6 +546,8 @@ func client(c config) error {
 				if s.bad {
 					return errors.New("echo mismatch or send failure")
 				}
+			case err := <-d.refused:
+				return err
 			case <-deadline:
 				return fmt.Errorf("timed out after %v", c.timeout)
 			}
@@ -563,19 +574,29 @@ func client(c config) error {
 		p := newPool(window)
 		req, end := payload(size, 'S'), payload(1, 'E')
 		start := time.Now()
-		for i := 0; i < n; i++ {
-			if err := cn.Send(p.get(req)); err != nil {
-				return err
+		// The sender waits for room in the window, which a peer that is not
+		// there never makes: it runs apart so the waits below still end.
+		sendErr := make(chan error, 1)
+		go func() {
+			for i := 0; i < n; i++ {
+				if err := cn.Send(p.get(req)); err != nil {
+					sendErr <- err
+					return
+				}
 			}
-		}
-		if err := cn.Send(p.get(end)); err != nil {
-			return err
-		}
+			if err := cn.Send(p.get(end)); err != nil {
+				sendErr <- err
+			}
+		}()
 		select {
+		case err := <-sendErr:
+			return err
 		case got := <-d.count:
 			if got != uint64(n) {
 				return fmt.Errorf("server counted %d of %d", got, n)
 			}
+		case err := <-d.refused:
+			return err
 		case <-deadline:
 			return fmt.Errorf("timed out after %v", c.timeout)
 		}
