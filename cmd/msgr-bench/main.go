@@ -416,7 +416,7 @@ type clientDispatcher struct {
 	// rts: W1/W5 state per connection, read-only once traffic starts.
 	// Keyed by the connection itself: ids are per messenger, and W5 has a
 	// messenger per connection, so ids repeat.
-	rts   map[dispatch.Conn]*rtState
+	rts     map[dispatch.Conn]*rtState
 	count   chan uint64 // W2-W4: the server's count
 	refused chan error  // the first refused connect: no server, fail now rather than at --timeout
 	bad     atomic.Bool
