@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #define MAXC 4096
-typedef struct { int fd; char in[65536]; size_t ilen; char out[65536]; size_t olen; int sending; } conn_t;
+typedef struct { int fd; char in[65536]; size_t ilen; char out[65536]; size_t olen; int sending, dead; } conn_t;
 static conn_t *conns[MAXC];
 enum { OP_ACCEPT = 1, OP_RECV = 2, OP_SEND = 3 };
 static inline uint64_t ud(int op, int fd) { return ((uint64_t)op << 32) | (uint32_t)fd; }
@@ -22,6 +22,11 @@ static struct io_uring_sqe *sqe(void) {
   struct io_uring_sqe *s = io_uring_get_sqe(&ring);
   if (!s) { io_uring_submit(&ring); s = io_uring_get_sqe(&ring); }
   return s;
+}
+/* A send in flight still reads c->out: the conn is freed when it completes. */
+static void drop(conn_t *c) {
+  if (c->sending) { c->dead = 1; return; }
+  conns[c->fd] = NULL; close(c->fd); free(c);
 }
 static void post_recv(conn_t *c) {
   struct io_uring_sqe *s = sqe();
@@ -67,7 +72,7 @@ int main(int argc, char **argv) {
       conn_t *c = conns[fd];
       if (!c) continue;
       if (op == OP_RECV) {
-        if (res <= 0) { close(fd); conns[fd] = NULL; free(c); continue; }
+        if (res <= 0) { drop(c); continue; }
         c->ilen += res;
         size_t off = 0;
         while (c->ilen - off >= 4) {
@@ -77,12 +82,13 @@ int main(int argc, char **argv) {
           if (c->in[off + 4] == 'P') { memcpy(c->out + c->olen, c->in + off, 4 + len); c->olen += 4 + len; }
           off += 4 + len;
         }
-        if (res < 0) { close(fd); conns[fd] = NULL; free(c); continue; }
+        if (res < 0) { drop(c); continue; }
         memmove(c->in, c->in + off, c->ilen - off); c->ilen -= off;
         if (c->olen && !c->sending) post_send(c);
         post_recv(c);
       } else if (op == OP_SEND) {
         c->sending = 0;
+        if (c->dead) { drop(c); continue; }
         if (res < 0) continue;
         memmove(c->out, c->out + res, c->olen - res); c->olen -= res;
         if (c->olen) post_send(c);
