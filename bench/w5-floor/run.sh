@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # run.sh [-r REPEATS] [-c COUNT]: W5 (100 connections, 64-byte ping-pong)
-# with four implementations, interleaved in one run, so the noise of a
+# with five implementations, interleaved in one run, so the noise of a
 # shared VM hits them alike:
 #   rawc    the anchor (2 threads a side, epoll, epoll_ctl per message)
 #   epoll1  one thread a side, epoll, one read and one write per message
 #   uring   one thread a side, io_uring: a side's sends and receives of one
 #           loop pass go to the kernel in one io_uring_enter
 #   msgr    cmd/msgr-bench (one worker a side, epoll)
+#   msgr-u  cmd/msgr-bench --ms-type async+io_uring (one worker a side)
 # Prints each run and the medians. Needs gcc and liburing-dev (installed
 # with apt-get if missing), the anchors (shared/bench/build.sh) and Go.
 set -euo pipefail
@@ -31,12 +32,13 @@ anchors=${BENCH_BIN:-${TMPDIR:-/tmp}/msgr-anchors-bin}
 
 declare -A got
 for ((i = 1; i <= reps; i++)); do
-  for im in rawc epoll1 uring msgr; do
+  for im in rawc epoll1 uring msgr msgr-u; do
     case $im in
       rawc) srv="$anchors/rawc server"; cli="$anchors/rawc client --workload W5" ;;
       epoll1) srv="$out/epoll1 server"; cli="$out/epoll1 client" ;;
       uring) srv="$out/uring_server server"; cli="$out/uring_client client" ;;
       msgr) srv="$out/msgr-bench server"; cli="$out/msgr-bench client --workload W5" ;;
+      msgr-u) srv="$out/msgr-bench server --ms-type async+io_uring"; cli="$out/msgr-bench client --ms-type async+io_uring --workload W5" ;;
     esac
     # Ports below the ephemeral range (32768+), so no client socket holds one.
     port=$((20000 + RANDOM % 10000))
@@ -52,7 +54,7 @@ for ((i = 1; i <= reps; i++)); do
   echo
 done
 echo "medians of $reps (round trips/s):"
-for im in rawc epoll1 uring msgr; do
+for im in rawc epoll1 uring msgr msgr-u; do
   # shellcheck disable=SC2086
   printf '  %-7s %s\n' "$im" "$(printf '%s\n' ${got[$im]} | sort -n | awk '{a[NR]=$1} END {print NR ? a[int((NR+1)/2)] : "none"}')"
 done

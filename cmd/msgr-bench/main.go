@@ -68,7 +68,7 @@ func main() {
 	var c config
 	fs := flag.NewFlagSet(mode, flag.ExitOnError)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:6800", "address (Ceph syntax: IP:PORT, v2:IP:PORT)")
-	fs.StringVar(&c.msType, "ms-type", "async+posix", "ms_type: async+posix, async+poll, async+select or simple (SimpleMessenger: threads per connection)")
+	fs.StringVar(&c.msType, "ms-type", "async+posix", "ms_type: async+posix, async+poll, async+select, async+io_uring or simple (SimpleMessenger: threads per connection)")
 	// One worker by default: the anchors' client and server share this
 	// machine's 2 cores, and only W5 uses more than one connection. With 2
 	// workers per process W5 runs 4 busy loops on 2 cores; measured (W5,

@@ -134,7 +134,8 @@ type Center struct {
 	name      string
 	logf      func(format string, args ...any)
 	drv       driver.Driver
-	efd       int // eventfd: the wake-up channel of Submit and Stop
+	ops       driver.Completer // drv, when it runs I/O operations too (io_uring)
+	efd       int              // eventfd: the wake-up channel of Submit and Stop
 	efdBuf    [8]byte
 	events    []driver.Event
 	busyPoll  int64 // ns
@@ -222,14 +223,21 @@ func New(opts Options) (*Center, error) {
 	if c.logf == nil {
 		c.logf = log.Printf
 	}
+	c.ops, _ = drv.(driver.Completer)
 	return c, nil
 }
 
 // Name returns Options.Name.
 func (c *Center) Name() string { return c.name }
 
-// DriverName returns the backend's name ("epoll" or "poll").
+// DriverName returns the backend's name ("epoll", "poll", "select" or
+// "io_uring").
 func (c *Center) DriverName() string { return c.drv.Name() }
+
+// Driver returns the backend, for a transport that uses its own operations
+// (the io_uring socket queues its recvs and sends on the Center's ring).
+// Loop-only, like AddFile: the backend is not safe for concurrent use.
+func (c *Center) Driver() driver.Driver { return c.drv }
 
 // InLoop reports whether the caller runs on the loop goroutine. Any thread.
 //
@@ -377,7 +385,8 @@ func (c *Center) run() {
 			werrs = 0
 		}
 
-		active := c.processFiles(n)
+		active := c.runOps()
+		active += c.processFiles(n)
 		active += c.timers.run(c)
 		active += c.runExternal()
 		if active > 0 {
@@ -388,6 +397,15 @@ func (c *Center) run() {
 			// Drain: run what was queued before Stop (and anything those
 			// events submit inline). Submit now fails, so this ends.
 			for c.runExternal() > 0 {
+			}
+			if c.ops != nil {
+				// Operations still in flight (sockets closed by the
+				// events above) are cancelled and their completions run,
+				// so their owners can close their fds.
+				c.ops.Drain(time.Second)
+				c.runOps()
+				for c.runExternal() > 0 {
+				}
 			}
 			c.timers.reset()
 			return
@@ -548,6 +566,27 @@ func (c *Center) processFiles(n int) int {
 		c.stats.files.Add(uint64(ran))
 	}
 	return ran
+}
+
+// runOps runs the Done functions of the operations the last Wait reaped
+// (io_uring only) and returns how many ran.
+func (c *Center) runOps() int {
+	if c.ops == nil {
+		return 0
+	}
+	done := c.ops.Completions()
+	for i := range done {
+		c.callOp(done[i])
+	}
+	if len(done) > 0 {
+		c.stats.files.Add(uint64(len(done)))
+	}
+	return len(done)
+}
+
+func (c *Center) callOp(cp driver.Completion) {
+	defer c.recoverPanic("completion")
+	cp.Run()
 }
 
 func (c *Center) callFile(fn FileFunc, fd int, m Mask) {

@@ -12,10 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/msgr-dev/msgr/core/event"
+	"github.com/msgr-dev/msgr/core/event/driver"
 	"github.com/msgr-dev/msgr/core/internal/leakcheck"
 )
 
-var drivers = []string{"epoll", "poll", "select"}
+var drivers = driver.Names() // io_uring too, where the kernel allows it
 
 // logBuf collects Logf output (safe for the loop and the test to share).
 type logBuf struct {

@@ -25,7 +25,7 @@ var testBindPrefix = "v2:"
 // variants are the re-executed runs: every other ms_type over msgr2, then
 // msgr1 over the async and the simple transport.
 var variants = []struct{ typ, proto string }{
-	{"async+poll", "v2"}, {"async+select", "v2"}, {"simple", "v2"},
+	{"async+poll", "v2"}, {"async+select", "v2"}, {"async+io_uring", "v2"}, {"simple", "v2"},
 	{"async+posix", "v1"}, {"simple", "v1"},
 }
 

@@ -23,8 +23,10 @@ import (
 // start from DefaultOptions() or use Set.
 type Options struct {
 	// Type is ms_type, one of MsTypes: "async+posix" (default, epoll),
-	// "async+poll", "async+select" or "simple" (the SimpleMessenger model).
-	// "async" alone means async+posix.
+	// "async+poll", "async+select", "async+io_uring" (sockets read and
+	// write through each worker's io_uring: no syscall per message; falls
+	// back to async+posix where io_uring is unavailable) or "simple" (the
+	// SimpleMessenger model). "async" alone means async+posix.
 	Type string
 	// OpThreads is ms_async_op_threads, the number of worker loops. Ceph's
 	// default is 3; ours is min(3, NumCPU), since a loop per core is what
@@ -282,11 +284,12 @@ func (o Options) withDefaults() (Options, error) {
 var defaultType = "async+posix"
 
 // MsTypes lists the ms_type values New accepts: the async messenger over
-// epoll, poll(2) or select(2) (the workers' event driver), and "simple",
+// epoll, poll(2) or select(2) (the workers' event driver) or io_uring (the
+// event driver and the sockets' I/O; Ceph has no such type), and "simple",
 // Ceph's SimpleMessenger model (an accepter, and a reader and a writer
 // thread per connection over blocking sockets; workers still run the
 // protocol and the timers).
-var MsTypes = []string{"async+posix", "async+poll", "async+select", "simple"}
+var MsTypes = []string{"async+posix", "async+poll", "async+select", "async+io_uring", "simple"}
 
 // transport maps ms_type to the stack's transport and the workers' event
 // driver.
@@ -298,6 +301,8 @@ func (o Options) transport() (typ, driver string, err error) {
 		return "posix", "poll", nil
 	case "async+select":
 		return "posix", "select", nil
+	case "async+io_uring":
+		return "io_uring", "io_uring", nil
 	case "simple":
 		return "simple", "epoll", nil
 	}

@@ -2,6 +2,7 @@ package stack
 
 import (
 	"errors"
+	"github.com/msgr-dev/msgr/core/event/driver"
 	"io"
 	"net/netip"
 	"testing"
@@ -16,7 +17,7 @@ import (
 var lo4 = netip.MustParseAddrPort("127.0.0.1:0")
 
 // transports are the Options.Type values the shared tests run against.
-var transports = []string{"posix", "simple"}
+var transports = []string{"posix", "simple", "io_uring"}
 
 // eachTransport runs fn once per transport, as subtests named after it,
 // each with its own leak check.
@@ -24,6 +25,11 @@ func eachTransport(t *testing.T, fn func(t *testing.T, typ string)) {
 	t.Helper()
 	for _, typ := range transports {
 		t.Run(typ, func(t *testing.T) {
+			if typ == "io_uring" {
+				if err := driver.UringAvailable(); err != nil {
+					t.Skipf("this machine cannot use io_uring: %v", err)
+				}
+			}
 			defer leakcheck.Take().Check(t)
 			fn(t, typ)
 		})

@@ -365,6 +365,60 @@ func (r *ring) get(p []byte) int {
 	return k
 }
 
+// getv fills bufs in order from the held bytes (at most iovMax non-empty
+// buffers, as posix's readv) and returns how many it copied.
+func (r *ring) getv(bufs [][]byte) int {
+	total, used := 0, 0
+	for _, b := range bufs {
+		if len(b) == 0 {
+			continue
+		}
+		if used == iovMax || r.n == 0 {
+			break
+		}
+		used++
+		total += r.get(b)
+	}
+	return total
+}
+
+// putv stages bufs in order (at most iovMax non-empty buffers, as posix's
+// writev) until the ring is full, and returns how many bytes it took.
+func (r *ring) putv(bufs [][]byte) int {
+	total, used := 0, 0
+	for _, b := range bufs {
+		if len(b) == 0 {
+			continue
+		}
+		if used == iovMax {
+			break
+		}
+		used++
+		k := r.put(b)
+		total += k
+		if k < len(b) {
+			break
+		}
+	}
+	return total
+}
+
+// iovBytes is how many bytes a writev of bufs offers: those of the first
+// iovMax non-empty buffers.
+func iovBytes(bufs [][]byte) int {
+	need, used := 0, 0
+	for _, b := range bufs {
+		if len(b) > 0 {
+			if used == iovMax {
+				break
+			}
+			used++
+			need += len(b)
+		}
+	}
+	return need
+}
+
 func (r *ring) consume(k int) {
 	r.head += k
 	if r.head >= len(r.buf) {
@@ -557,17 +611,7 @@ func (p *pipeConn) readv(bufs [][]byte) (int, error) {
 		}
 		return 0, p.endErrLocked()
 	}
-	total, used := 0, 0
-	for _, b := range bufs {
-		if len(b) == 0 {
-			continue
-		}
-		if used == iovMax || p.in.n == 0 {
-			break
-		}
-		used++
-		total += p.in.get(b)
-	}
+	total := p.in.getv(bufs)
 	p.wakeReaderLocked()
 	return total, nil
 }
@@ -646,36 +690,12 @@ func (p *pipeConn) writevLocked(bufs [][]byte) (total int, wake bool, err error)
 	if p.werr != nil {
 		return 0, false, p.werr
 	}
-	need, used := 0, 0
-	for _, b := range bufs {
-		if len(b) > 0 {
-			if used == iovMax {
-				break
-			}
-			used++
-			need += len(b)
-		}
-	}
+	need := iovBytes(bufs)
 	if need == 0 {
 		return 0, false, nil
 	}
 	p.growOutLocked(need)
-	used = 0
-	for _, b := range bufs {
-		if len(b) == 0 {
-			continue
-		}
-		if used == iovMax {
-			break
-		}
-		used++
-		k := p.out.put(b)
-		total += k
-		if k < len(b) {
-			break
-		}
-	}
-	if total == 0 {
+	if total = p.out.putv(bufs); total == 0 {
 		return 0, false, ErrWouldBlock
 	}
 	return total, p.wakeWriterLocked(), nil
@@ -888,16 +908,7 @@ func (p *pipeConn) flushLocked() {
 // sendmsg2 is sendmsg(2) of up to two slices, MSG_NOSIGNAL (a reset peer
 // gives EPIPE, never SIGPIPE) and MSG_DONTWAIT unless block.
 func (p *pipeConn) sendmsg2(a, b []byte, block bool) (int, unix.Errno) {
-	iov := p.wiov[:1]
-	iov[0] = unix.Iovec{Base: &a[0]}
-	iov[0].SetLen(len(a))
-	if len(b) > 0 {
-		iov = p.wiov[:2]
-		iov[1] = unix.Iovec{Base: &b[0]}
-		iov[1].SetLen(len(b))
-	}
-	p.wmsg.Iov = &iov[0]
-	p.wmsg.SetIovlen(len(iov))
+	fillMsg(&p.wmsg, &p.wiov, a, b)
 	flags := uintptr(unix.MSG_NOSIGNAL)
 	if !block {
 		flags |= unix.MSG_DONTWAIT
@@ -914,6 +925,20 @@ func (p *pipeConn) sendmsg2(a, b []byte, block bool) (int, unix.Errno) {
 		}
 		return int(r), 0
 	}
+}
+
+// fillMsg points msg at a and (if not empty) b.
+func fillMsg(msg *unix.Msghdr, iov *[2]unix.Iovec, a, b []byte) {
+	iov[0] = unix.Iovec{Base: unsafe.SliceData(a)}
+	iov[0].SetLen(len(a))
+	n := 1
+	if len(b) > 0 {
+		iov[1] = unix.Iovec{Base: unsafe.SliceData(b)}
+		iov[1].SetLen(len(b))
+		n = 2
+	}
+	msg.Iov = &iov[0]
+	msg.SetIovlen(n)
 }
 
 // futex(2) operations (linux/futex.h; x/sys/unix does not name them).

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/msgr-dev/msgr/core/event"
+	"github.com/msgr-dev/msgr/core/event/driver"
 )
 
 // Options configure a Stack. The zero value is usable.
@@ -39,7 +40,11 @@ type Options struct {
 	// served by a reader and a writer goroutine per socket and an accepter
 	// goroutine per listener; Ceph's ms_type=simple). The Socket API and its
 	// semantics are the same for both; with "simple" each connected socket
-	// keeps about one OS thread blocked in read(2).
+	// keeps about one OS thread blocked in read(2). "io_uring": posix's
+	// listening and connecting, but each worker's Center runs the io_uring
+	// driver and sockets read and write through its ring (uring.go); where
+	// io_uring is unavailable it falls back to posix over epoll (Logf says
+	// so, Stack.Type tells).
 	Type string
 	// Workers is the number of workers (Ceph ms_async_op_threads); 0 means
 	// DefaultWorkers().
@@ -136,8 +141,20 @@ func New(opts Options) (*Stack, error) {
 		tr = posixTransport{}
 	case "simple":
 		tr = simpleTransport{}
+	case "io_uring":
+		if opts.Driver != "" && opts.Driver != "io_uring" {
+			return nil, fmt.Errorf("stack: transport io_uring runs on the io_uring driver, not %q", opts.Driver)
+		}
+		if err := driver.UringAvailable(); err != nil {
+			if opts.Logf != nil {
+				opts.Logf("stack: io_uring unavailable (%v): using posix over epoll", err)
+			}
+			tr, opts.Type, opts.Driver = posixTransport{}, "posix", ""
+			break
+		}
+		tr, opts.Driver = uringTransport{}, "io_uring"
 	default:
-		return nil, fmt.Errorf("stack: unknown transport type %q (have: posix, simple)", opts.Type)
+		return nil, fmt.Errorf("stack: unknown transport type %q (have: posix, simple, io_uring)", opts.Type)
 	}
 	if opts.Workers < 0 || opts.Workers > MaxWorkers {
 		return nil, fmt.Errorf("stack: Workers = %d, want 0..%d", opts.Workers, MaxWorkers)
@@ -274,6 +291,10 @@ func (s *Stack) sweep(w *Worker, inLoop bool) {
 		d.finish(nil, ErrStopped, inLoop)
 	}
 }
+
+// Type is the transport the stack runs: "posix", "simple" or "io_uring"
+// ("posix" when io_uring was asked for but is unavailable here).
+func (s *Stack) Type() string { return s.tr.name() }
 
 // Workers returns the workers, in ID order.
 func (s *Stack) Workers() []*Worker { return s.workers }

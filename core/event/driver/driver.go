@@ -41,7 +41,8 @@
 //     (they belong to the caller). Close is idempotent.
 //
 // A Driver is used by one goroutine (the Center's loop); it is not safe for
-// concurrent use. Generation tags against fd reuse live one layer up, in
+// concurrent use. io_uring's Wait must moreover always run on the same OS
+// thread (the Center's loop is locked to one). Generation tags against fd reuse live one layer up, in
 // event.Center, which knows when a registration ends.
 package driver
 
@@ -112,8 +113,9 @@ type Limiter interface {
 // errClosed is returned by calls on a closed backend.
 var errClosed = errors.New("driver: closed")
 
-// New returns the backend called name: "epoll" (Linux only), "poll" or
-// "select" (fds below FD_SETSIZE only). An empty name picks the platform
+// New returns the backend called name: "epoll" (Linux only), "poll",
+// "select" (fds below FD_SETSIZE only) or "io_uring" (Linux 5.11+, where
+// not disabled; see Uring). An empty name picks the platform
 // default (epoll on Linux, else poll).
 func New(name string) (Driver, error) {
 	switch name {
@@ -131,16 +133,24 @@ func New(name string) (Driver, error) {
 		return NewPoll()
 	case "select":
 		return NewSelect()
+	case "io_uring":
+		return newUringDriver()
 	}
-	return nil, fmt.Errorf("driver: unknown driver %q (want \"epoll\", \"poll\" or \"select\")", name)
+	return nil, fmt.Errorf("driver: unknown driver %q (want \"epoll\", \"poll\", \"select\" or \"io_uring\")", name)
 }
 
-// Names lists the backends available on this platform, default first.
+// Names lists the backends available on this platform, default first
+// (io_uring only where the kernel lets this process use it).
 func Names() []string {
+	var names []string
 	if hasEpoll {
-		return []string{"epoll", "poll", "select"}
+		names = append(names, "epoll")
 	}
-	return []string{"poll", "select"}
+	names = append(names, "poll", "select")
+	if UringAvailable() == nil {
+		names = append(names, "io_uring")
+	}
+	return names
 }
 
 // checkArgs validates the arguments shared by Add and Del.
@@ -165,4 +175,49 @@ func durationToMs(t time.Duration) int {
 		return math.MaxInt32
 	}
 	return int(ms)
+}
+
+// Op is one I/O operation on a Uring. The caller owns it, keeps it (and
+// the memory the operation uses) alive while it is in flight, and learns
+// the result when the Center runs Done. An Op carries one operation at a
+// time.
+type Op struct {
+	// Done runs on the loop with the operation's result: bytes moved, or
+	// -errno (-ECANCELED after Cancel or when the ring closes).
+	Done func(res int32)
+	slot int32 // index+1 in the ring while in flight; 0 when idle
+	gen  uint32
+}
+
+// InFlight reports whether the operation is in flight: submitted, or
+// completed in the kernel but its Done not yet run (its result is not
+// applied yet, so the owner must not start another on the same bytes).
+func (o *Op) InFlight() bool { return o.slot != 0 }
+
+// Completion is one finished Op, as returned by Completions.
+type Completion struct {
+	Op   *Op
+	Res  int32
+	More bool // the operation goes on (multishot): more completions follow
+}
+
+// Run marks the Op idle (unless More) and runs its Done.
+func (c Completion) Run() {
+	if !c.More {
+		c.Op.slot = 0
+	}
+	c.Op.Done(c.Res)
+}
+
+// Completer is implemented by a backend that also runs I/O operations
+// (io_uring): Wait reaps their completions with the readiness events, and
+// the Center runs them.
+type Completer interface {
+	// Completions returns the Op completions reaped by the last Wait, valid
+	// until the next Wait; their Ops are idle again.
+	Completions() []Completion
+	// Drain cancels every Op in flight and waits (up to timeout) until they
+	// have completed, so the kernel holds none of their buffers; the
+	// completions are then in Completions. Later operations fail.
+	Drain(timeout time.Duration)
 }

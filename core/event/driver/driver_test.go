@@ -2,6 +2,7 @@ package driver_test
 
 import (
 	"errors"
+	"runtime"
 	"sort"
 	"testing"
 	"time"
@@ -37,6 +38,10 @@ func TestConformance(t *testing.T) {
 	for _, name := range driver.Names() {
 		for _, tc := range conformance {
 			t.Run(name+"/"+tc.name, func(t *testing.T) {
+				// io_uring's ring is entered by one thread only, as the
+				// Center's locked loop does.
+				runtime.LockOSThread()
+				defer runtime.UnlockOSThread()
 				// Cleanups run last-in first-out: this one, registered
 				// first, runs after the helpers have closed their fds.
 				snap := leakcheck.Take()
@@ -486,6 +491,8 @@ func testWaitNoAlloc(t *testing.T, d driver.Driver) {
 func BenchmarkWait(b *testing.B) {
 	for _, name := range driver.Names() {
 		b.Run(name, func(b *testing.B) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
 			d, err := driver.New(name)
 			if err != nil {
 				b.Fatal(err)
