@@ -176,12 +176,14 @@ func TestIdleTimeout(t *testing.T) {
 	cli := newClient(t, o, 1, cr)
 	cli.SetPolicy(msg.EntityOSD, msg.LossyClient(0))
 	defer shutdown(t, cli, srv)
+	// Before the connect: the idle timer starts with the session, and a
+	// loaded machine may run the test goroutine well after that.
+	start := time.Now()
 	c, err := cli.ConnectTo(msg.EntityOSD, srv.Addrs())
 	if err != nil {
 		t.Fatal(err)
 	}
 	connected(t, c)
-	start := time.Now()
 	cr.waitFor(t, "idle reset", 5*time.Second, func() bool { return cr.resets == 1 })
 	if d := time.Since(start); d < 90*time.Millisecond {
 		t.Errorf("closed after %v, before the idle timeout", d)
@@ -414,7 +416,12 @@ func TestPerfJSON(t *testing.T) {
 	if v["msgr_recv_messages"] != n || v["msgr_recv_bytes"] < n*100 || v["msgr_active_connections"] != 1 || v["msgr_accepted"] != 1 {
 		t.Errorf("server perf %s", js)
 	}
+	// The client counts bytes once its write returns, which on a loaded
+	// machine can be after the server has dispatched them: wait (bounded).
 	cp := cli.Perf()
+	for deadline := time.Now().Add(5 * time.Second); cp.BytesOut < n*100 && time.Now().Before(deadline); cp = cli.Perf() {
+		time.Sleep(time.Millisecond)
+	}
 	if cp.MsgsOut != n || cp.BytesOut < n*100 || cp.Connected != 1 {
 		t.Errorf("client perf %+v", cp)
 	}

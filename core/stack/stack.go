@@ -62,6 +62,10 @@ type Options struct {
 	Logf func(format string, args ...any)
 }
 
+// uringAvailable is driver.UringAvailable; tests replace it to take the
+// fallback path on a machine that has io_uring.
+var uringAvailable = driver.UringAvailable
+
 // MaxWorkers bounds Options.Workers (Ceph caps ms_async_op_threads at 24).
 const MaxWorkers = 24
 
@@ -145,7 +149,7 @@ func New(opts Options) (*Stack, error) {
 		if opts.Driver != "" && opts.Driver != "io_uring" {
 			return nil, fmt.Errorf("stack: transport io_uring runs on the io_uring driver, not %q", opts.Driver)
 		}
-		if err := driver.UringAvailable(); err != nil {
+		if err := uringAvailable(); err != nil {
 			if opts.Logf != nil {
 				opts.Logf("stack: io_uring unavailable (%v): using posix over epoll", err)
 			}

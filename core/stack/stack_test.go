@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -413,12 +414,16 @@ func testVectoredIOZeroAlloc(t *testing.T, typ string) {
 	var ioErr error
 	if typ == "io_uring" {
 		// Its bytes move only when the loop waits on its ring: each call
-		// is a separate loop event (SubmitWait allocates nothing).
+		// is a separate loop event. Submit and a channel allocate nothing
+		// (SubmitWait's pooled waiter may be dropped by the race
+		// detector's sync.Pool).
 		got := 0
+		step := make(chan struct{}, 1)
 		write := func() {
 			if n, err := cli.Writev(out); err != nil || n != 192 {
 				ioErr = fmt.Errorf("Writev = %d, %v", n, err)
 			}
+			step <- struct{}{}
 		}
 		read := func() {
 			n, err := srv.Readv(in)
@@ -429,14 +434,17 @@ func testVectoredIOZeroAlloc(t *testing.T, typ string) {
 			default:
 				got += n
 			}
+			step <- struct{}{}
 		}
 		c := cli.Worker().Center
 		allocs = testing.AllocsPerRun(200, func() {
 			got = 0
-			c.SubmitWait(write)
+			c.Submit(write)
+			<-step
 			deadline := time.Now().Add(2 * time.Second)
 			for got < 192 && ioErr == nil && time.Now().Before(deadline) {
-				c.SubmitWait(read)
+				c.Submit(read)
+				<-step
 			}
 			if got != 192 && ioErr == nil {
 				ioErr = fmt.Errorf("read %d bytes, want 192", got)
@@ -754,5 +762,37 @@ func TestSockaddrRoundTrip(t *testing.T) {
 	sa, fam, err := toSockaddr(netip.MustParseAddrPort("[::ffff:127.0.0.1]:5"))
 	if err != nil || fam != unix.AF_INET || fromSockaddr(sa) != netip.MustParseAddrPort("127.0.0.1:5") {
 		t.Errorf("mapped address: %v %v %v", sa, fam, err)
+	}
+}
+
+// Where io_uring is unavailable, the io_uring transport falls back to posix
+// over epoll, says so through Logf, and still carries traffic.
+func TestUringFallback(t *testing.T) {
+	defer leakcheck.Take().Check(t)
+	saved := uringAvailable
+	uringAvailable = func() error { return errors.New("io_uring_setup: operation not permitted") }
+	defer func() { uringAvailable = saved }()
+	var logged []string
+	s := newStarted(t, Options{Type: "io_uring", Workers: 1, Logf: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }})
+	defer stop(t, s)
+	if s.Type() != "posix" || s.Workers()[0].Center.DriverName() != "epoll" {
+		t.Fatalf("Type %q driver %q, want posix over epoll", s.Type(), s.Workers()[0].Center.DriverName())
+	}
+	if len(logged) != 1 || !strings.Contains(logged[0], "operation not permitted") {
+		t.Fatalf("logged %q, want one line with the reason", logged)
+	}
+	ln, err := s.Listen(lo4, DefaultSockOpts(), 0, func(k *Socket) { serveEcho(k, nil) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := connectWait(t, s, ln.Addr(), DefaultSockOpts(), time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	c.Worker().Center.Submit(func() { runEchoClient(c, pattern(3, 1000), done) })
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
