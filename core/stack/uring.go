@@ -378,8 +378,14 @@ func (u *uringConn) armSend() {
 		return
 	}
 	a, b := u.out.data()
-	fillMsg(&u.msg, &u.iov, a, b)
-	if err := u.ring.Sendmsg(&u.send, u.fd, &u.msg, unix.MSG_NOSIGNAL); err != nil {
+	var err error
+	if len(b) == 0 {
+		err = u.ring.Send(&u.send, u.fd, a, unix.MSG_NOSIGNAL)
+	} else {
+		fillMsg(&u.msg, &u.iov, a, b)
+		err = u.ring.Sendmsg(&u.send, u.fd, &u.msg, unix.MSG_NOSIGNAL)
+	}
+	if err != nil {
 		u.werr = err
 	}
 }

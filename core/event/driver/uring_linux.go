@@ -66,6 +66,7 @@ const (
 	opPollRemove  = 7
 	opSendmsg     = 9
 	opAsyncCancel = 14
+	opSend        = 26
 	opRecv        = 27
 
 	cqeFMore = 1 << 1
@@ -536,6 +537,20 @@ func (d *Uring) Recv(op *Op, fd int, buf []byte) error {
 	}
 	s.addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(buf))))
 	s.len = uint32(len(buf))
+	return nil
+}
+
+// Send queues a send(2) of buf on fd with flags. buf must stay untouched
+// until op completes. Cheaper than Sendmsg for one buffer: the kernel
+// copies no msghdr.
+func (d *Uring) Send(op *Op, fd int, buf []byte, flags int) error {
+	s, err := d.start(op, opSend, fd)
+	if err != nil {
+		return err
+	}
+	s.addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(buf))))
+	s.len = uint32(len(buf))
+	s.opFlags = uint32(flags)
 	return nil
 }
 

@@ -104,6 +104,14 @@ func TestUringRecvSendmsg(t *testing.T) {
 	if err != nil || string(buf[:n]) != "abcdefg" {
 		t.Fatalf("peer read %q, %v; want abcdefg", buf[:n], err)
 	}
+	must(t, d.Send(send, b, y, unix.MSG_NOSIGNAL))
+	waitOps(t, d)
+	if sent != 4 {
+		t.Fatalf("send result %d, want 4", sent)
+	}
+	if n, err = unix.Read(a, buf); err != nil || string(buf[:n]) != "defg" {
+		t.Fatalf("peer read %q, %v; want defg", buf[:n], err)
+	}
 	runtime.KeepAlive(x)
 	runtime.KeepAlive(y)
 }
