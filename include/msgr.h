@@ -194,8 +194,8 @@ typedef void (*msgr_free_fn)(void *data, void *hint);
  * {"ms_tcp_nodelay", "true"}, {"ms_async_op_threads", "2"},
  * {"ms_initial_backoff", "0.2"} (seconds, or "200ms"), {"ms_type",
  * "async+posix"}, {"debug_ms", "5"}. Names (dashes may replace
- * underscores, as in Ceph): ms_type (async+posix, async+poll),
- * ms_async_op_threads, ms_crc_data, ms_crc_header, ms_tcp_nodelay,
+ * underscores, as in Ceph): ms_type (async+posix, async+poll,
+ * async+select, async+io_uring, simple), ms_async_op_threads, ms_crc_data, ms_crc_header, ms_tcp_nodelay,
  * ms_tcp_rcvbuf, ms_tcp_listen_backlog, ms_initial_backoff, ms_max_backoff,
  * ms_connection_ready_timeout, ms_connection_idle_timeout,
  * ms_dispatch_throttle_bytes, ms_inject_socket_failures,

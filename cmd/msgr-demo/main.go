@@ -36,7 +36,7 @@ var (
 	window  = flag.Int("window", 32, "requests in flight per connection")
 	size    = flag.Int("size", 64, "payload bytes per message (at least 16)")
 	inject  = flag.Uint64("inject", 0, "ms_inject_socket_failures on both sides (0: off)")
-	msType  = flag.String("ms-type", "async+posix", "ms_type: async+posix or async+poll")
+	msType  = flag.String("ms-type", "async+posix", "ms_type: async+posix, async+poll, async+select, async+io_uring or simple")
 	verbose = flag.Bool("v", false, "print the messengers' log (each injected failure, each fault)")
 )
 
