@@ -3,13 +3,16 @@
 //
 // Each loop iteration (Ceph's process_events) does, in this order:
 //
-//  1. wait on the driver (epoll or poll) for ready fds, with a timeout equal
-//     to the time left to the next timer, or no limit if there is none, or 0
-//     while busy-polling (Options.BusyPoll) or when work is already queued;
-//  2. run the file events: for each ready fd, the read and/or write handler
+//  1. wait on the driver (epoll, poll, select or io_uring) for ready fds,
+//     with a timeout equal to the time left to the next timer, or no limit
+//     if there is none, or 0 while busy-polling (Options.BusyPoll) or when
+//     work is already queued;
+//  2. with io_uring, run the Done functions of the I/O operations that
+//     wait reaped (driver.Completer; the io_uring sockets of core/stack);
+//  3. run the file events: for each ready fd, the read and/or write handler
 //     registered with AddFile;
-//  3. run the timers whose deadline has passed, in deadline order;
-//  4. run the external events queued by Submit/SubmitWait, in queue order.
+//  4. run the timers whose deadline has passed, in deadline order;
+//  5. run the external events queued by Submit/SubmitWait, in queue order.
 //
 // # Thread rules
 //
@@ -34,9 +37,11 @@
 //
 // Stop makes later Submit/SubmitWait calls return ErrStopped, lets the loop
 // run every external event queued before it (so no SubmitWait caller is left
-// waiting), drops pending timers without running them, and closes the fds
-// the Center owns (eventfd, epoll fd). Registered file fds belong to their
-// owners and stay open; their handlers simply never run again.
+// waiting), drops pending timers without running them, cancels the
+// io_uring operations still in flight and runs their completions (so their
+// owners free what the kernel held), and closes the fds the Center owns
+// (eventfd, epoll or ring fd). Registered file fds belong to their owners
+// and stay open; their handlers simply never run again.
 package event
 
 import (
@@ -79,7 +84,8 @@ type TimerID uint64
 type Options struct {
 	// Name identifies the Center in logs.
 	Name string
-	// Driver is the readiness backend: "epoll" (default) or "poll".
+	// Driver is the readiness backend: "epoll" (default), "poll", "select"
+	// or "io_uring" (see driver.Names).
 	Driver string
 	// MaxEvents bounds the fd events taken per wait; default 1024.
 	MaxEvents int

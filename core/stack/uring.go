@@ -199,7 +199,11 @@ func (u *uringConn) ready() event.Mask {
 	if u.want&event.Readable != 0 && (u.in.n > 0 || u.rerr != nil || u.werr != nil) {
 		m |= event.Readable
 	}
-	if u.want&event.Writable != 0 && (u.out.free() > 0 || u.werr != nil) {
+	// Writable once a quarter of out is free, as the kernel reports a
+	// socket writable only with a third of its buffer free: a handler
+	// woken for a few bytes would refill them and be woken again, spinning
+	// the loop while the send in flight drains the ring.
+	if u.want&event.Writable != 0 && (u.out.free() >= max(len(u.out.buf)/4, 1) || u.werr != nil) {
 		m |= event.Writable
 	}
 	return m
@@ -246,18 +250,24 @@ func (u *uringConn) armRecv() {
 	if u.ring == nil || u.recv.InFlight() || u.closing || u.rerr != nil {
 		return
 	}
-	if u.in.n == 0 {
-		// Nothing staged, so nobody holds a slice of in: the buffer may
-		// change. Large while data streams, small when it does not.
-		switch {
-		case u.filled && u.inBig == nil:
-			u.inBig = uringInPool.Get().(*[uringBigIn]byte)
-			u.in = ring{buf: u.inBig[:]}
-		case !u.filled && u.inBig != nil:
-			uringInPool.Put(u.inBig)
-			u.inBig = nil
-			u.in = ring{buf: u.inSmall}
-		}
+	// No recv is in flight, so the kernel holds no slice of in: the buffer
+	// may change. Large while data streams (the last recv filled its room),
+	// with the staged bytes moved along: a reader that takes exact
+	// segments may never empty the ring, and one stuck on the small ring
+	// received a 1 MiB stream 4 KiB a completion (W4 at a fifth of its
+	// rate). Back to small once drained and no longer streaming.
+	switch {
+	case u.filled && u.inBig == nil:
+		big := uringInPool.Get().(*[uringBigIn]byte)
+		a, b := u.in.data()
+		k := copy(big[:], a)
+		copy(big[k:], b)
+		u.inBig = big
+		u.in = ring{buf: big[:], n: u.in.n}
+	case !u.filled && u.inBig != nil && u.in.n == 0:
+		uringInPool.Put(u.inBig)
+		u.inBig = nil
+		u.in = ring{buf: u.inSmall}
 	}
 	if u.in.free() < max(len(u.in.buf)/4, 1) {
 		return // Read re-arms once it has made room
