@@ -373,15 +373,24 @@ type rtState struct {
 	req     []byte
 	warmup  int
 	left    int
-	sent    time.Time
+	sent    time.Duration // monoNow when the request was sent
 	lat     []float64
 	bad     bool
 	done    chan<- *rtState
 	started bool
 }
 
-func (s *rtState) send() {
-	s.sent = time.Now()
+// monoBase and monoNow: a monotonic clock read costs one vDSO call, where
+// time.Now reads the wall clock too; a round trip reads it once, the reply's
+// reading stamping the next request.
+var monoBase = time.Now()
+
+func monoNow() time.Duration { return time.Since(monoBase) }
+
+func (s *rtState) send() { s.sendAt(monoNow()) }
+
+func (s *rtState) sendAt(now time.Duration) {
+	s.sent = now
 	m := s.pool.get(s.req)
 	if err := s.conn.Send(m); err != nil {
 		s.bad = true
@@ -390,7 +399,8 @@ func (s *rtState) send() {
 }
 
 func (s *rtState) reply(m *msg.Message) {
-	d := time.Since(s.sent)
+	now := monoNow()
+	d := now - s.sent
 	ok := bytes.Equal(m.Data, s.req)
 	m.Release()
 	if !ok {
@@ -408,7 +418,7 @@ func (s *rtState) reply(m *msg.Message) {
 		s.done <- s
 		return
 	}
-	s.send()
+	s.sendAt(now)
 }
 
 type clientDispatcher struct {

@@ -359,8 +359,13 @@ func (c *Center) run() {
 	}()
 
 	var werrs int
+	// One clock read per iteration, right after the wait: the timers, the
+	// busy-poll mark and the next timeout all use it. A timer due during
+	// the handlers then runs one iteration later (late by their running
+	// time, never early). Reading it three times an iteration was 3% of
+	// the loop's user time in W5.
+	now := c.now()
 	for {
-		now := c.now()
 		timeout := c.timeout(now)
 		sleeping := false
 		if timeout != 0 {
@@ -378,6 +383,7 @@ func (c *Center) run() {
 		if sleeping {
 			c.ext.sleeping.Store(false)
 		}
+		now = c.now()
 		c.stats.loops.Add(1)
 		if err != nil {
 			// Should not happen with a valid epoll fd; back off so a
@@ -393,10 +399,10 @@ func (c *Center) run() {
 
 		active := c.runOps()
 		active += c.processFiles(n)
-		active += c.timers.run(c)
+		active += c.timers.run(c, now)
 		active += c.runExternal()
 		if active > 0 {
-			c.lastBusy = c.now()
+			c.lastBusy = now
 		}
 
 		if c.state.Load() != stateRunning {

@@ -108,11 +108,10 @@ func (h *timerHeap) next() (int64, bool) {
 // run fires the due timers (Ceph process_time_events) and returns how many
 // ran. Only timers pending when the pass began fire in it, so a callback
 // that re-arms itself with delay 0 cannot starve the rest of the loop.
-func (h *timerHeap) run(c *Center) int {
+func (h *timerHeap) run(c *Center, now int64) int {
 	if len(h.heap) == 0 {
 		return 0
 	}
-	now := c.now()
 	limit := h.seq
 	ran := 0
 	for len(h.heap) > 0 {
