@@ -430,7 +430,7 @@ func (r *ring) consume(k int) {
 // pipeConn is one connected socket of the simple transport (Ceph's Pipe).
 // It holds one reservePipe count from creation until close.
 type pipeConn struct {
-	fd int
+	blockingFD
 
 	// Set by start before the goroutines exist; read-only after.
 	center   *event.Center
@@ -469,28 +469,34 @@ var _ selfNotifier = (*pipeConn)(nil)
 
 func newPipeConn(fd int) *pipeConn {
 	bufs := make([]byte, 2*pipeSmall)
-	p := &pipeConn{fd: fd, inSmall: bufs[:pipeSmall:pipeSmall], outSmall: bufs[pipeSmall:]}
+	p := &pipeConn{blockingFD: blockingFD{fd}, inSmall: bufs[:pipeSmall:pipeSmall], outSmall: bufs[pipeSmall:]}
 	p.in.buf, p.out.buf = p.inSmall, p.outSmall
 	p.rcond.L = &p.mu
 	p.notifyFn = p.notify
 	return p
 }
 
-func (p *pipeConn) sysfd() int                 { return p.fd }
-func (p *pipeConn) localAddr() netip.AddrPort  { return localAddr(p.fd) }
-func (p *pipeConn) remoteAddr() netip.AddrPort { return remoteAddr(p.fd) }
+// blockingFD is the fd of a connected socket that is switched to blocking
+// mode once connected (simple: its threads block in the syscalls;
+// io_uring: the ring waits for it). Both transports connect through posix's
+// nonblocking connect first.
+type blockingFD struct{ fd int }
 
-func (p *pipeConn) setBlocking() error {
-	return os.NewSyscallError("fcntl O_NONBLOCK", unix.SetNonblock(p.fd, false))
+func (b blockingFD) sysfd() int                 { return b.fd }
+func (b blockingFD) localAddr() netip.AddrPort  { return localAddr(b.fd) }
+func (b blockingFD) remoteAddr() netip.AddrPort { return remoteAddr(b.fd) }
+
+func (b blockingFD) setBlocking() error {
+	return os.NewSyscallError("fcntl O_NONBLOCK", unix.SetNonblock(b.fd, false))
 }
 
 // connectResult is posix's, plus the switch to blocking once connected.
-func (p *pipeConn) connectResult() error {
-	pc := posixConn{fd: p.fd}
+func (b blockingFD) connectResult() error {
+	pc := posixConn{fd: b.fd}
 	if err := pc.connectResult(); err != nil {
 		return err
 	}
-	return p.setBlocking()
+	return b.setBlocking()
 }
 
 func (p *pipeConn) start(c *event.Center, fire event.FileFunc) {

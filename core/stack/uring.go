@@ -103,7 +103,7 @@ func (l uringServer) accept() (connImpl, error) {
 // uringConn is one connected socket of the io_uring transport. Loop thread
 // only, except close once the loop has exited (Stack.Stop's last sweep).
 type uringConn struct {
-	fd       int
+	blockingFD
 	center   *event.Center
 	ring     *driver.Uring
 	fire     event.FileFunc
@@ -135,29 +135,12 @@ var _ selfNotifier = (*uringConn)(nil)
 
 func newUringConn(fd int) *uringConn {
 	bufs := make([]byte, 2*pipeSmall)
-	u := &uringConn{fd: fd, inSmall: bufs[:pipeSmall:pipeSmall], outSmall: bufs[pipeSmall:]}
+	u := &uringConn{blockingFD: blockingFD{fd}, inSmall: bufs[:pipeSmall:pipeSmall], outSmall: bufs[pipeSmall:]}
 	u.in.buf, u.out.buf = u.inSmall, u.outSmall
 	u.notifyFn = u.notifyQueued
 	u.recv.Done = u.onRecv
 	u.send.Done = u.onSend
 	return u
-}
-
-func (u *uringConn) sysfd() int                 { return u.fd }
-func (u *uringConn) localAddr() netip.AddrPort  { return localAddr(u.fd) }
-func (u *uringConn) remoteAddr() netip.AddrPort { return remoteAddr(u.fd) }
-
-func (u *uringConn) setBlocking() error {
-	return os.NewSyscallError("fcntl O_NONBLOCK", unix.SetNonblock(u.fd, false))
-}
-
-// connectResult is posix's, plus the switch to blocking once connected.
-func (u *uringConn) connectResult() error {
-	pc := posixConn{fd: u.fd}
-	if err := pc.connectResult(); err != nil {
-		return err
-	}
-	return u.setBlocking()
 }
 
 // start is called once, when the Socket is made: on the socket's loop for
