@@ -419,6 +419,15 @@ func iovBytes(bufs [][]byte) int {
 	return need
 }
 
+// moveTo makes buf the ring's buffer, the held bytes copied to its start
+// in order (buf must hold them): a ring switching to a larger buffer.
+func (r *ring) moveTo(buf []byte) {
+	a, b := r.data()
+	k := copy(buf, a)
+	copy(buf[k:], b)
+	*r = ring{buf: buf, n: r.n}
+}
+
 func (r *ring) consume(k int) {
 	r.head += k
 	if r.head >= len(r.buf) {
@@ -651,12 +660,8 @@ func (p *pipeConn) growOutLocked(need int) {
 	if p.outBig != nil || p.wBusy || need <= p.out.free() {
 		return
 	}
-	big := bigOutPool.Get().(*[pipeBigOut]byte)
-	a, b := p.out.data()
-	k := copy(big[:], a)
-	copy(big[k:], b)
-	p.outBig = big
-	p.out = ring{buf: big[:], n: p.out.n}
+	p.outBig = bigOutPool.Get().(*[pipeBigOut]byte)
+	p.out.moveTo(p.outBig[:])
 }
 
 func (p *pipeConn) write(b []byte) (int, error) {

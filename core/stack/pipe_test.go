@@ -648,3 +648,25 @@ func TestSimpleMaxConns(t *testing.T) {
 		}
 	}
 }
+
+// moveTo keeps the held bytes, in order, when they wrap around the old
+// buffer, and the ring goes on from them in the new one.
+func TestRingMoveTo(t *testing.T) {
+	r := ring{buf: make([]byte, 8)}
+	r.put([]byte("abcdef"))
+	var got [4]byte
+	r.get(got[:4])        // head at 4, "ef" held
+	r.put([]byte("ghij")) // wraps: "ef" at the end, "ghij" at the start
+	if a, b := r.data(); len(b) == 0 {
+		t.Fatalf("setup did not wrap: %q %q", a, b)
+	}
+	r.moveTo(make([]byte, 32))
+	if a, b := r.data(); string(a) != "efghij" || len(b) != 0 || len(r.buf) != 32 {
+		t.Fatalf("after moveTo: %q %q (buf %d)", a, b, len(r.buf))
+	}
+	r.put([]byte("kl"))
+	out := make([]byte, 16)
+	if n := r.get(out); string(out[:n]) != "efghijkl" {
+		t.Fatalf("read back %q", out[:n])
+	}
+}

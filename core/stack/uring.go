@@ -241,12 +241,8 @@ func (u *uringConn) armRecv() {
 	// rate). Back to small once drained and no longer streaming.
 	switch {
 	case u.filled && u.inBig == nil:
-		big := uringInPool.Get().(*[uringBigIn]byte)
-		a, b := u.in.data()
-		k := copy(big[:], a)
-		copy(big[k:], b)
-		u.inBig = big
-		u.in = ring{buf: big[:], n: u.in.n}
+		u.inBig = uringInPool.Get().(*[uringBigIn]byte)
+		u.in.moveTo(u.inBig[:])
 	case !u.filled && u.inBig != nil && u.in.n == 0:
 		uringInPool.Put(u.inBig)
 		u.inBig = nil
@@ -326,12 +322,8 @@ func (u *uringConn) growOut(need int) {
 	if u.outBig != nil || need <= u.out.free() {
 		return
 	}
-	big := uringOutPool.Get().(*[uringBigOut]byte)
-	a, b := u.out.data()
-	k := copy(big[:], a)
-	copy(big[k:], b)
-	u.outBig = big
-	u.out = ring{buf: big[:], n: u.out.n}
+	u.outBig = uringOutPool.Get().(*[uringBigOut]byte)
+	u.out.moveTo(u.outBig[:])
 }
 
 func (u *uringConn) write(b []byte) (int, error) {
