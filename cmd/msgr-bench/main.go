@@ -401,9 +401,8 @@ func (s *rtState) sendAt(now time.Duration) {
 func (s *rtState) reply(m *msg.Message) {
 	now := monoNow()
 	d := now - s.sent
-	ok := bytes.Equal(m.Data, s.req)
-	m.Release()
-	if !ok {
+	if !bytes.Equal(m.Data, s.req) {
+		m.Release()
 		s.bad = true
 		s.done <- s
 		return
@@ -415,10 +414,18 @@ func (s *rtState) reply(m *msg.Message) {
 		s.left--
 	}
 	if s.left == 0 {
+		m.Release()
 		s.done <- s
 		return
 	}
-	s.sendAt(now)
+	// The verified reply goes back as the next request, as the server
+	// echoes the request: no message to take from the pool and fill.
+	s.sent = now
+	if err := s.conn.Send(m); err != nil {
+		m.Release()
+		s.bad = true
+		s.done <- s
+	}
 }
 
 type clientDispatcher struct {
@@ -434,6 +441,17 @@ type clientDispatcher struct {
 
 func (d *clientDispatcher) CanFastDispatch(m *msg.Message) bool { return m.Type == msgPing }
 
+// state finds a connection's round-trip state: in the connection's Priv
+// (no map lookup per reply), else in rts.
+func (d *clientDispatcher) state(c dispatch.Conn) *rtState {
+	if pc, ok := c.(privConn); ok {
+		if s, ok := pc.Priv().(*rtState); ok {
+			return s
+		}
+	}
+	return d.rts[c]
+}
+
 func (d *clientDispatcher) FastDispatch(c dispatch.Conn, m *msg.Message) {
 	if len(m.Data) == 0 {
 		d.bad.Store(true)
@@ -442,7 +460,7 @@ func (d *clientDispatcher) FastDispatch(c dispatch.Conn, m *msg.Message) {
 	}
 	switch m.Data[0] {
 	case 'P':
-		if s := d.rts[c]; s != nil {
+		if s := d.state(c); s != nil {
 			s.reply(m)
 			return
 		}
@@ -544,6 +562,7 @@ func client(c config) error {
 			s := &rtState{conn: cn, pool: newPool(2), req: payload(size, 'P'), warmup: warm, left: rts,
 				lat: make([]float64, 0, rts), done: done}
 			d.rts[cn] = s
+			cn.SetPriv(s)
 			states = append(states, s)
 		}
 		start := time.Now()

@@ -21,6 +21,29 @@ type bufPool struct {
 	p   sync.Pool
 }
 
+// sharedPools are the buffer pools by minimum size, shared by every
+// Config: messengers that share a stack (W5's client makes one per
+// connection, as 100 clients would) then reuse the same few hot buffers
+// instead of each keeping its own cold ones (measured, W5 over io_uring,
+// medians of 11 interleaved runs: the client's CPU per round trip fell
+// from 1.08 to 1.00 µs user and 5.44 to 5.24 µs system).
+var (
+	sharedMu    sync.Mutex
+	sharedPools = map[int]*bufPool{}
+)
+
+// sharedPool returns the pool of buffers of min bytes.
+func sharedPool(min int) *bufPool {
+	sharedMu.Lock()
+	defer sharedMu.Unlock()
+	bp := sharedPools[min]
+	if bp == nil {
+		bp = &bufPool{min: min}
+		sharedPools[min] = bp
+	}
+	return bp
+}
+
 func (bp *bufPool) get() *[]byte {
 	if v := bp.p.Get(); v != nil {
 		return v.(*[]byte)

@@ -53,3 +53,27 @@ func TestRxMessagePool(t *testing.T) {
 		t.Fatal("oversized message")
 	}
 }
+
+// TestSharedPoolReadRoom: configs with the same sizes share their pools,
+// and a buffer grown for a large frame, once pooled, lets a connection
+// that takes it read no more at once than ReadBuf (what it holds for the
+// dispatch throttle stays bounded whichever buffer it got).
+func TestSharedPoolReadRoom(t *testing.T) {
+	a := &Config{ReadBuf: 8 << 10}
+	b := &Config{ReadBuf: 8 << 10}
+	a.init()
+	b.init()
+	if a.rpool != b.rpool || a.rpool == a.wpool {
+		t.Fatalf("pools: a.r %p b.r %p a.w %p", a.rpool, b.rpool, a.wpool)
+	}
+	// As a grown buffer comes back from the pool (sync.Pool may drop it,
+	// so hand it over directly).
+	c := &Connection{cfg: b, rbuf: make([]byte, 1<<20)}
+	if r := c.readRoom(); r != 8<<10 {
+		t.Fatalf("read room %d of a %d-byte buffer, want ReadBuf %d", r, len(c.rbuf), 8<<10)
+	}
+	c.rend = len(c.rbuf) - 100
+	if r := c.readRoom(); r != 100 {
+		t.Fatalf("read room %d with 100 bytes left", r)
+	}
+}

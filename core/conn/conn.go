@@ -174,8 +174,8 @@ type Config struct {
 	Counters *Counters
 
 	ids    atomic.Uint64
-	rpool  bufPool
-	wpool  bufPool
+	rpool  *bufPool
+	wpool  *bufPool
 	initMu sync.Mutex
 	inited bool
 	cnt    Counters
@@ -207,8 +207,8 @@ func (cfg *Config) init() {
 	if cfg.ZeroCopyMin == 0 {
 		cfg.ZeroCopyMin = 4 << 10
 	}
-	cfg.rpool.min = cfg.ReadBuf
-	cfg.wpool.min = cfg.WriteBatch
+	cfg.rpool = sharedPool(cfg.ReadBuf)
+	cfg.wpool = sharedPool(cfg.WriteBatch)
 }
 
 func (cfg *Config) dout(level int, format string, args ...any) {

@@ -300,8 +300,8 @@ func (c *Connection) readSome(sock *stack.Socket) {
 		if c.rng != nil {
 			c.maybeInjectFailure(sock)
 		}
-		space := len(c.rbuf) - c.rend
-		n, err := sock.Read(c.rbuf[c.rend:])
+		space := c.readRoom()
+		n, err := sock.Read(c.rbuf[c.rend : c.rend+space])
 		if err != nil {
 			if err == stack.ErrWouldBlock {
 				return
@@ -350,6 +350,20 @@ func (c *Connection) makeRoom() {
 		c.rstart = 0
 		c.rbuf = nb
 	}
+}
+
+// readRoom is how many bytes the next read may take: ReadBuf, or what the
+// awaited frame still needs if that is more. The buffer may be larger (one
+// grown for a large frame goes back to the pool, which every messenger
+// shares): reading no more than this at once keeps what a connection holds
+// for the dispatch throttle bounded by ReadBuf, whichever buffer it got.
+func (c *Connection) readRoom() int {
+	room := len(c.rbuf) - c.rend
+	lim := c.cfg.ReadBuf
+	if c.m != nil {
+		lim = max(lim, c.rstart+c.m.Want()-c.rend)
+	}
+	return min(room, lim)
 }
 
 // feed gives the buffered bytes to the machine. It returns false when the
