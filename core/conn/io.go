@@ -544,16 +544,15 @@ func (c *Connection) flush() {
 			s := m.Session()
 			var before uint64
 			if s != nil {
-				before = s.Info().OutSeq
+				before = s.OutSeq()
 			}
 			c.wbuf, c.wrefs = m.AppendOutputV(c.wbuf, c.wrefs[:0], c.cfg.WriteBatch, c.cfg.ZeroCopyMin)
 			if s != nil {
-				si := s.Info()
-				if si.OutSeq > before {
-					add(&c.msgsOut, si.OutSeq-before)
+				if out := s.OutSeq(); out > before {
+					add(&c.msgsOut, out-before)
 				}
-				c.queued.Store(int64(si.Queued))
-				c.unacked.Store(int64(si.Unacked))
+				c.queued.Store(int64(s.Queued()))
+				c.unacked.Store(int64(s.Unacked()))
 				c.noteHeld()
 			}
 			if len(c.wrefs) > 0 {
@@ -752,7 +751,7 @@ func (c *Connection) hasOutgoing() bool {
 	c.outMu.Lock()
 	n := len(c.staged)
 	c.outMu.Unlock()
-	return n > 0 || (c.sess != nil && c.sess.Info().Queued > 0)
+	return n > 0 || (c.sess != nil && c.sess.Queued() > 0)
 }
 
 // stopLocked closes the connection for good (Ceph's _stop): socket, timers

@@ -77,7 +77,7 @@ func (e *events) Message(m *msg.Message) {
 
 func (e *events) Acked(uint64) {
 	if s := e.c.sess; s != nil {
-		e.c.unacked.Store(int64(s.Info().Unacked))
+		e.c.unacked.Store(int64(s.Unacked()))
 		e.c.noteHeld()
 	}
 }

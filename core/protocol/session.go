@@ -94,6 +94,16 @@ func (s *Session) Info() SessionInfo {
 	}
 }
 
+// OutSeq, Queued and Unacked are Info's counters without its copy of the
+// whole session (the write path reads them per batch, the ack path per ack).
+func (s *Session) OutSeq() uint64 { return s.outSeq }
+
+// Queued is Info().Queued.
+func (s *Session) Queued() int { return s.queued() }
+
+// Unacked is Info().Unacked.
+func (s *Session) Unacked() int { return s.sent.Len() }
+
 // Enqueue queues m for sending (Ceph's send_message). It is sent when a
 // Machine over this session is READY, highest priority first.
 func (s *Session) Enqueue(m *msg.Message) {
